@@ -1,0 +1,22 @@
+"""Probe every clip's media on a Ray actor pool.
+
+Local:   python ray_jobs/probe_clips.py --params params.yaml --input DIR/ingest --output DIR/probe --run-id ID
+Cluster: set probe_clips.ray_address in params.yaml (the driver joins the cluster); the corpus root and
+         DIR must be on storage every node can read.
+"""
+
+import argparse
+import logging
+
+from emopipe.config import load_params
+from emopipe.pipelines import probe_clips
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--input", required=True, help="folder with clips.parquet from ingest")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--run-id", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    probe_clips.run(load_params(args.params).probe_clips, args.input, args.output, args.run_id)

@@ -1,0 +1,272 @@
+"""Configuration: one frozen dataclass per stage, read from params.yaml by `load_params` (the only YAML reader).
+
+Relative paths in params.yaml are resolved against the folder that holds the file, so a run does not
+depend on the current directory. Invalid values raise ValueError at construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+CORPORA = ("ravdess",)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The generated demo corpus used when no real corpus root is configured.
+
+    Args:
+        actors: number of actors (1..24); each gets every emotion once.
+        seconds: length of each clip.
+        width: video width in pixels.
+        height: video height in pixels.
+        fps: video frame rate.
+        audio_only: also write the audio-only .wav files (modality 03).
+        faults: add broken files (bad name, code out of range, empty, truncated) to exercise the quarantine.
+        seed: random seed, so the demo corpus is byte-identical across runs.
+    """
+
+    actors: int = 24
+    seconds: float = 1.0
+    width: int = 160
+    height: int = 120
+    fps: int = 15
+    audio_only: bool = True
+    faults: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.actors <= 24:
+            raise ValueError(f"demo.actors must be 1..24, got {self.actors}")
+        if self.seconds <= 0 or self.fps <= 0 or self.width < 16 or self.height < 16:
+            raise ValueError("demo: seconds and fps must be > 0, width and height >= 16")
+        if self.width % 2 or self.height % 2:
+            raise ValueError("demo: width and height must be even (H.264 yuv420p)")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The `ingest:` section.
+
+    Args:
+        corpus: which corpus reader to use.
+        root: corpus root on disk; None generates the demo corpus under `<work_dir>/demo/<corpus>`.
+        demo: how the demo corpus is generated.
+    """
+
+    corpus: str = "ravdess"
+    root: pathlib.Path | None = None
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+    def __post_init__(self) -> None:
+        if self.corpus not in CORPORA:
+            raise ValueError(f"ingest.corpus must be one of {CORPORA}, got {self.corpus!r}")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The `probe_clips:` section.
+
+    Args:
+        ray_address: None runs a local Ray instance; otherwise a cluster address passed to `ray.init`.
+        num_workers: size of the Ray actor pool that probes media.
+        batch_size: clips per batch sent to one actor.
+        num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
+    """
+
+    ray_address: str | None = None
+    num_workers: int = 2
+    batch_size: int = 16
+    num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.batch_size < 1:
+            raise ValueError("probe_clips: num_workers and batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A threshold with a blocking and a warning level."""
+
+    blocking: float
+    warning: float
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The `validate:` section: thresholds the Great Expectations suites in quality/ refer to.
+
+    Args:
+        min_clips: fewest clips a dataset may have.
+        min_duration_s: shortest sane clip.
+        max_duration_s: longest sane clip.
+        min_fps: lowest sane video frame rate.
+        max_fps: highest sane video frame rate.
+        min_class_share: share of the smallest class (0..1).
+        max_imbalance_ratio: largest class count / smallest class count.
+        min_group_share: share of the smallest gender group (0..1).
+    """
+
+    min_clips: int = 10
+    min_duration_s: float = 0.2
+    max_duration_s: float = 600.0
+    min_fps: float = 5.0
+    max_fps: float = 120.0
+    min_class_share: Levels = Levels(blocking=0.01, warning=0.05)
+    max_imbalance_ratio: Levels = Levels(blocking=50.0, warning=10.0)
+    min_group_share: Levels = Levels(blocking=0.10, warning=0.30)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_duration_s < self.max_duration_s or not 0 < self.min_fps < self.max_fps:
+            raise ValueError("validate: need 0 < min_duration_s < max_duration_s and 0 < min_fps < max_fps")
+        for name in ("min_class_share", "min_group_share"):
+            lv = getattr(self, name)
+            if not 0 <= lv.blocking <= lv.warning <= 1:
+                raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
+        if not 1 <= self.max_imbalance_ratio.warning <= self.max_imbalance_ratio.blocking:
+            raise ValueError("validate.max_imbalance_ratio: need 1 <= warning <= blocking")
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """The `publish:` section.
+
+    Args:
+        data_repo: the git + DVC repository that holds published versions (created on first publish).
+        remote: the DVC remote the data is pushed to: a local folder (default) or a URL such as s3://bucket/path.
+        tag_prefix: versions are tagged `<prefix><n>`.
+    """
+
+    data_repo: pathlib.Path = pathlib.Path("work/data-repo")
+    remote: str = "work/dvc-remote"
+    tag_prefix: str = "v"
+
+    def __post_init__(self) -> None:
+        if not self.tag_prefix or any(c.isspace() for c in self.tag_prefix):
+            raise ValueError("publish.tag_prefix must be a non-empty word")
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml.
+
+    Args:
+        work_dir: where runs, the demo corpus and Great Expectations files are written.
+        ingest: the `ingest:` section.
+        probe_clips: the `probe_clips:` section.
+        validate: the `validate:` section.
+        publish: the `publish:` section.
+        source: the params.yaml this came from (None when built in code).
+    """
+
+    work_dir: pathlib.Path = pathlib.Path("work")
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    probe_clips: ProbeConfig = field(default_factory=ProbeConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    source: pathlib.Path | None = None
+
+    def run_dir(self, run_id: str) -> pathlib.Path:
+        """The folder one run writes into; `run_id` is made safe for a file name."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+        return self.work_dir / "runs" / safe
+
+    def corpus_root(self) -> pathlib.Path:
+        """The configured corpus root, or where the demo corpus goes."""
+        return self.ingest.root or self.work_dir / "demo" / self.ingest.corpus
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-friendly form (paths as strings), for lineage records."""
+
+        def plain(v: Any) -> Any:
+            if dataclasses.is_dataclass(v):
+                return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            return str(v) if isinstance(v, pathlib.Path) else v
+
+        out = plain(self)
+        out.pop("source", None)
+        return out
+
+
+def _levels(raw: Any, default: Levels, name: str) -> Levels:
+    if raw is None:
+        return default
+    if not isinstance(raw, dict) or set(raw) != {"blocking", "warning"}:
+        raise ValueError(f"validate.{name} must be a mapping with exactly 'blocking' and 'warning'")
+    return Levels(blocking=float(raw["blocking"]), warning=float(raw["warning"]))
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    body = raw.get(name) or {}
+    if not isinstance(body, dict):
+        raise ValueError(f"params: section {name!r} must be a mapping")
+    return dict(body)
+
+
+def _only(cls: type, body: dict[str, Any], name: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    if unknown := sorted(set(body) - known):
+        raise ValueError(f"params: unknown keys in {name}: {unknown}")
+
+
+def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
+    """Build Params from a parsed params.yaml whose relative paths are relative to `base`."""
+    raw = raw or {}
+    if unknown := sorted(set(raw) - {"work_dir", "ingest", "probe_clips", "validate", "publish"}):
+        raise ValueError(f"params: unknown sections {unknown}")
+
+    def path(value: Any) -> pathlib.Path | None:
+        if value is None:
+            return None
+        p = pathlib.Path(str(value)).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    ing = _section(raw, "ingest")
+    _only(IngestConfig, ing, "ingest")
+    demo = ing.pop("demo", None) or {}
+    _only(DemoConfig, demo, "ingest.demo")
+    ingest = IngestConfig(**{**ing, "root": path(ing.get("root")), "demo": DemoConfig(**demo)})
+
+    probe = _section(raw, "probe_clips")
+    _only(ProbeConfig, probe, "probe_clips")
+
+    val = _section(raw, "validate")
+    _only(ValidateConfig, val, "validate")
+    defaults = ValidateConfig()
+    for name in ("min_class_share", "max_imbalance_ratio", "min_group_share"):
+        val[name] = _levels(val.get(name), getattr(defaults, name), name)
+
+    pub = _section(raw, "publish")
+    _only(PublishConfig, pub, "publish")
+    remote = str(pub.get("remote", PublishConfig.remote))
+    if "://" not in remote:  # a local folder remote: resolve it like any other path
+        remote = str(path(remote))
+    publish = PublishConfig(
+        data_repo=path(pub.get("data_repo", PublishConfig.data_repo)),
+        remote=remote,
+        tag_prefix=str(pub.get("tag_prefix", PublishConfig.tag_prefix)),
+    )
+    return Params(
+        work_dir=path(raw.get("work_dir", "work")),
+        ingest=ingest,
+        probe_clips=ProbeConfig(**probe),
+        validate=ValidateConfig(**val),
+        publish=publish,
+    )
+
+
+def load_params(path: str | pathlib.Path) -> Params:
+    """Read params.yaml; relative paths inside it are resolved against its folder."""
+    p = pathlib.Path(path).expanduser().resolve()
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ValueError(f"params file not found: {p}") from err
+    if raw is not None and not isinstance(raw, dict):
+        raise ValueError(f"{p}: params.yaml must be a mapping")
+    return dataclasses.replace(parse_params(raw or {}, p.parent), source=p)

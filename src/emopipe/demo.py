@@ -1,0 +1,121 @@
+"""Generate a small demo corpus in the real RAVDESS layout, with real media, deterministically.
+
+`Actor_01` … `Actor_NN` folders hold `01-01-EE-II-01-01-AA.mp4` (H.264 video + AAC audio, full-AV speech)
+and, when asked, the matching audio-only `03-01-EE-II-01-01-AA.wav` (16-bit PCM). Each actor records every
+one of the eight emotions once (strong intensity except neutral, which has no strong take). The picture is
+a synthetic moving scene and the sound a tone whose pitch depends on the emotion: real streams that real
+decoders read, not real people. With `faults`, four broken inputs are added so the quarantine is exercised.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import wave
+
+import numpy as np
+
+from emopipe.config import DemoConfig
+
+log = logging.getLogger(__name__)
+
+AUDIO_RATE = 48_000  # RAVDESS ships 48 kHz audio
+_PITCH = {1: 220.0, 2: 247.0, 3: 294.0, 4: 330.0, 5: 370.0, 6: 415.0, 7: 440.0, 8: 494.0}
+
+
+def _frames(cfg: DemoConfig, actor: int, emotion: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, h, w, 3) uint8: a disc that moves across a background whose colour depends on actor and emotion."""
+    n = max(1, round(cfg.seconds * cfg.fps))
+    yy, xx = np.mgrid[0 : cfg.height, 0 : cfg.width]
+    base = np.array([40 + 8 * actor, 30 * emotion % 255, 200 - 6 * actor], dtype=np.float32)
+    noise = rng.integers(0, 12, size=(cfg.height, cfg.width, 1), dtype=np.uint8)
+    out = np.empty((n, cfg.height, cfg.width, 3), dtype=np.uint8)
+    for i in range(n):
+        cx = cfg.width * (0.25 + 0.5 * i / max(1, n - 1))
+        cy = cfg.height / 2 + cfg.height / 8 * np.sin(2 * np.pi * i / n)
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(cfg.width, cfg.height) / 4) ** 2
+        img = np.broadcast_to(base, (cfg.height, cfg.width, 3)).copy()
+        img[disc] = (230, 190, 160)
+        out[i] = np.clip(img + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def _tone(cfg: DemoConfig, emotion: int) -> np.ndarray:
+    """Mono float32 samples in [-1, 1]: an enveloped tone with a harmonic, pitch by emotion."""
+    t = np.arange(int(cfg.seconds * AUDIO_RATE), dtype=np.float64) / AUDIO_RATE
+    f = _PITCH[emotion]
+    env = np.minimum(1.0, np.minimum(t, t[-1] - t) * 20)
+    return (0.3 * env * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))).astype(np.float32)
+
+
+def write_mp4(path: pathlib.Path, frames: np.ndarray, fps: int, audio: np.ndarray | None) -> None:
+    """Write H.264 (yuv420p) video plus optional mono AAC audio with PyAV, bit-exact for the same input."""
+    import av  # heavy: imported only when media is written
+
+    with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.options = {"preset": "veryfast", "crf": "28", "threads": "1"}
+        video.codec_context.flags |= av.codec.context.Flags.bitexact
+        astream = None
+        if audio is not None:
+            astream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+            astream.codec_context.flags |= av.codec.context.Flags.bitexact
+        for img in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(video.encode(None))
+        if astream is not None and audio is not None:
+            step = 1024  # AAC frame size
+            for start in range(0, len(audio), step):
+                chunk = audio[start : start + step]
+                frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = AUDIO_RATE, start
+                out.mux(astream.encode(frame))
+            out.mux(astream.encode(None))
+
+
+def write_wav(path: pathlib.Path, audio: np.ndarray) -> None:
+    """16-bit PCM mono WAV, as RAVDESS ships its audio-only files."""
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(AUDIO_RATE)
+        w.writeframes(pcm.tobytes())
+
+
+def make_ravdess_demo(root: pathlib.Path, cfg: DemoConfig) -> pathlib.Path:
+    """Write the demo corpus under `root` (skipped when a finished one is already there). Returns root."""
+    root = pathlib.Path(root)
+    marker = root / ".emopipe-demo"
+    stamp = repr(cfg)
+    if marker.is_file() and marker.read_text() == stamp:
+        log.info("demo corpus already at %s", root)
+        return root
+    rng = np.random.default_rng(cfg.seed)
+    for actor in range(1, cfg.actors + 1):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for emotion in range(1, 9):
+            intensity = 1 if emotion == 1 else 2
+            stem = f"01-{emotion:02d}-{intensity:02d}-01-01-{actor:02d}"
+            audio = _tone(cfg, emotion)
+            write_mp4(folder / f"01-{stem}.mp4", _frames(cfg, actor, emotion, rng), cfg.fps, audio)
+            if cfg.audio_only:
+                write_wav(folder / f"03-{stem}.wav", audio)
+    if cfg.faults:
+        _add_faults(root, cfg)
+    marker.write_text(stamp)
+    log.info("demo corpus written to %s", root)
+    return root
+
+
+def _add_faults(root: pathlib.Path, cfg: DemoConfig) -> None:
+    """Broken inputs a real corpus copy may contain; each must end up in the quarantine with its reason."""
+    good = root / "Actor_01" / "01-01-03-02-01-01-01.mp4"
+    data = good.read_bytes()
+    (root / "Actor_01" / "01-01-09-02-01-01-01.mp4").write_bytes(data)  # emotion code 09 does not exist
+    (root / "Actor_01" / "01-01-03-02-01-01-01 (copy).mp4").write_bytes(data)  # breaks the naming convention
+    last = f"{cfg.actors:02d}"
+    (root / f"Actor_{last}" / f"01-01-03-02-01-02-{last}.mp4").write_bytes(b"")  # empty file
+    (root / f"Actor_{last}" / f"01-01-04-02-01-02-{last}.mp4").write_bytes(data[:200])  # truncated download

@@ -1,0 +1,56 @@
+"""Parquet reads and writes that always go through the declared schemas, plus small JSON helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emopipe import schemas
+
+
+def write_table(table: pa.Table, path: pathlib.Path, schema: pa.Schema) -> pathlib.Path:
+    """Conform and write atomically (temp file + rename), so a crash never leaves half a file."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(schemas.conform(table, schema), tmp, compression="zstd")
+    os.replace(tmp, path)
+    return path
+
+
+def read_table(path: pathlib.Path, schema: pa.Schema) -> pa.Table:
+    """Read with the declared schema (never an inferred one) and conform."""
+    try:
+        table = pq.read_table(path, schema=schema)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{path} not found: run the stage that writes it first") from err
+    return schemas.conform(table, schema)
+
+
+def write_json(path: pathlib.Path, data: Any) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: pathlib.Path) -> Any:
+    return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+
+
+def table_digest(table: pa.Table) -> str:
+    """Content hash of a table: independent of row order, chunking and file encoding."""
+    import hashlib
+
+    keyed = table.sort_by([(n, "ascending") for n in table.column_names[:1]])
+    h = hashlib.sha256(str(table.schema.remove_metadata()).encode())
+    for row in keyed.to_pylist():
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    return h.hexdigest()

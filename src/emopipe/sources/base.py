@@ -1,0 +1,56 @@
+"""What every corpus reader shares: file hashing, quarantine rows and the scan result."""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from emopipe import schemas
+
+ProgressFn = Callable[[int], None]
+
+
+class InvalidInput(ValueError):
+    """An input cannot become a clip; `reason` is a quarantine reason code from schemas/quarantine.yaml."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        if reason not in schemas.quarantine_reasons():
+            raise ValueError(f"unknown quarantine reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Output of a corpus scan: healthy clip rows and quarantined inputs, both conformed."""
+
+    clips: pa.Table
+    quarantine: pa.Table
+
+
+def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def quarantine_row(path: str, corpus: str, stage: str, err: InvalidInput, run_id: str) -> dict[str, Any]:
+    return {"path": path, "corpus": corpus, "stage": stage, "reason": err.reason, "detail": err.detail, "run_id": run_id}
+
+
+def walk_files(root: pathlib.Path) -> Iterator[pathlib.Path]:
+    """Every regular file under root in a stable order, skipping hidden files and folders (.DS_Store, .git)."""
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file():
+            yield path

@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions over Arrow tables plus thin Ray Data callables."""

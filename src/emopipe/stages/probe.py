@@ -1,0 +1,130 @@
+"""Probe media with a real decoder (FFmpeg through PyAV): duration, fps, size, frames, audio, codecs."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Any
+
+import pyarrow as pa
+
+from emopipe import schemas
+from emopipe.sources.base import InvalidInput
+
+log = logging.getLogger(__name__)
+
+PROBE_COLUMNS = ("duration_s", "fps", "width", "height", "n_frames", "codec", "has_video", "has_audio",
+                 "audio_sample_rate", "audio_channels", "audio_codec")  # fmt: skip
+
+
+def probe_file(path: pathlib.Path) -> dict[str, Any]:
+    """Open a media file, decode its first video frame and first audio frame, and read its stream facts.
+
+    Raises InvalidInput(unreadable_media) when FFmpeg cannot open or decode it, InvalidInput(no_streams)
+    when it holds neither video nor audio.
+    """
+    import av  # heavy: loaded once per worker process
+
+    try:
+        with av.open(str(path)) as container:
+            vstreams, astreams = container.streams.video, container.streams.audio
+            if not vstreams and not astreams:
+                raise InvalidInput("no_streams", "no video or audio stream")
+            out: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
+            out["has_video"], out["has_audio"] = bool(vstreams), bool(astreams)
+            duration = container.duration / 1_000_000 if container.duration else None
+            if vstreams:
+                v = vstreams[0]
+                out["codec"] = v.codec_context.name
+                out["width"], out["height"] = v.codec_context.width, v.codec_context.height
+                rate = v.average_rate or v.guessed_rate
+                out["fps"] = float(rate) if rate else None
+                if v.duration and v.time_base:
+                    duration = float(v.duration * v.time_base)
+                out["n_frames"] = v.frames or None
+            if astreams:
+                a = astreams[0]
+                out["audio_codec"] = a.codec_context.name
+                out["audio_sample_rate"] = a.codec_context.sample_rate
+                out["audio_channels"] = a.codec_context.channels
+            _decode_first(container, video=bool(vstreams), audio=bool(astreams))
+            if out["n_frames"] is None and vstreams:
+                out["n_frames"] = _count_frames(path)
+            out["duration_s"] = duration
+            return out
+    except InvalidInput:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError, StopIteration) as err:
+        raise InvalidInput("unreadable_media", f"{type(err).__name__}: {err}") from err
+
+
+def _decode_first(container: Any, *, video: bool, audio: bool) -> None:
+    """Decode until one frame of each present stream came out; raise ValueError if one never does."""
+    want = {"video"} if video else set()
+    if audio:
+        want.add("audio")
+    streams = [s for s in (container.streams.video[:1] + container.streams.audio[:1])]
+    for packet in container.demux(streams):
+        for frame in packet.decode():
+            want.discard("video" if packet.stream.type == "video" else "audio")
+            del frame
+        if not want:
+            return
+    raise ValueError(f"no decodable frame in the {' and '.join(sorted(want))} stream")
+
+
+def _count_frames(path: pathlib.Path) -> int:
+    """Count video packets when the container does not store a frame count (e.g. some AVI and MKV)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+
+
+def check_modality(row: dict[str, Any], probed: dict[str, Any]) -> None:
+    """The streams found must match what the corpus says the file holds."""
+    expected = {"audio-visual": (True, True), "video-only": (True, False), "audio-only": (False, True)}
+    want = expected.get(row.get("modality") or "")
+    if want and (probed["has_video"], probed["has_audio"]) != want:
+        got = f"video={probed['has_video']}, audio={probed['has_audio']}"
+        raise InvalidInput("modality_mismatch", f"{row['modality']} file has {got}")
+
+
+def probe_rows(rows: list[dict[str, Any]], root: pathlib.Path) -> list[dict[str, Any]]:
+    """Fill the probe columns of clip rows; a row that fails keeps its data and gets `error` plus `error_detail`."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        try:
+            probed = probe_file(root / row["media_path"])
+            check_modality(row, probed)
+            row.update(probed)
+            row["error"], row["error_detail"] = None, None
+        except InvalidInput as err:
+            row["error"], row["error_detail"] = err.reason, err.detail
+        except Exception as err:  # noqa: BLE001 — per-row boundary: one broken file must not lose the batch
+            log.exception("unexpected failure probing %s", row["media_path"])
+            row["error"], row["error_detail"] = "unreadable_media", f"{type(err).__name__}: {err}"
+        out.append(row)
+    return out
+
+
+class ClipProber:
+    """Ray Data stateful UDF: a batch of clips rows -> the same rows with probe columns, `error` and `error_detail`.
+
+    Args:
+        root: the corpus root the rows' `media_path` is relative to (a shared path on a cluster).
+    """
+
+    input_schema = schemas.CLIPS
+
+    def __init__(self, root: str) -> None:
+        import av  # noqa: F401 — load FFmpeg once per actor, not per batch
+
+        self.root = pathlib.Path(root)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = probe_rows(schemas.conform(batch, self.input_schema).to_pylist(), self.root)
+        table = schemas.from_rows(rows, schemas.CLIPS)
+        details = pa.array([r["error_detail"] for r in rows], type=pa.string())
+        return table.append_column("error_detail", details)
