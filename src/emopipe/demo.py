@@ -40,12 +40,13 @@ def _frames(cfg: DemoConfig, actor: int, emotion: int, rng: np.random.Generator)
     return out
 
 
-def _tone(cfg: DemoConfig, emotion: int) -> np.ndarray:
-    """Mono float32 samples in [-1, 1]: an enveloped tone with a harmonic, pitch by emotion."""
+def _tone(cfg: DemoConfig, actor: int, emotion: int, rng: np.random.Generator) -> np.ndarray:
+    """Mono float32 samples in [-1, 1]: an enveloped tone with a harmonic, pitch by emotion and actor, plus noise."""
     t = np.arange(int(cfg.seconds * AUDIO_RATE), dtype=np.float64) / AUDIO_RATE
-    f = _PITCH[emotion]
+    f = _PITCH[emotion] * (1 + 0.02 * (actor - 12))  # each actor has a voice of their own
     env = np.minimum(1.0, np.minimum(t, t[-1] - t) * 20)
-    return (0.3 * env * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))).astype(np.float32)
+    tone = 0.3 * env * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))
+    return (tone + rng.normal(0, 0.01, size=t.shape)).astype(np.float32)
 
 
 def write_mp4(path: pathlib.Path, frames: np.ndarray, fps: int, audio: np.ndarray | None) -> None:
@@ -99,7 +100,7 @@ def make_ravdess_demo(root: pathlib.Path, cfg: DemoConfig) -> pathlib.Path:
         for emotion in range(1, 9):
             intensity = 1 if emotion == 1 else 2
             stem = f"01-{emotion:02d}-{intensity:02d}-01-01-{actor:02d}"
-            audio = _tone(cfg, emotion)
+            audio = _tone(cfg, actor, emotion, rng)
             write_mp4(folder / f"01-{stem}.mp4", _frames(cfg, actor, emotion, rng), cfg.fps, audio)
             if cfg.audio_only:
                 write_wav(folder / f"03-{stem}.wav", audio)

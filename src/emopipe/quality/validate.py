@@ -1,0 +1,199 @@
+"""The quality gate: run every table's blocking and warning suites with Great Expectations and build Data Docs.
+
+`run()` writes the validated folder (clips, quarantine, metric tables, validation.json). Publishing reads
+validation.json and refuses anything that did not pass or that changed since it was validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pathlib
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emopipe import io, schemas
+from emopipe.config import Params
+from emopipe.pipelines.stage_dir import StageDir
+from emopipe.quality import suites
+from emopipe.stages import balance
+
+log = logging.getLogger(__name__)
+
+TABLES = ("clips", "class_balance", "balance_summary", "representation")
+MAX_LISTED = 5
+
+
+@dataclass
+class GateResult:
+    """Outcome of the gate over one dataset folder."""
+
+    success: bool
+    dataset_digest: str
+    blocking_failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_docs: str | None = None
+
+    def summary(self) -> str:
+        """One paragraph for a person: what failed, with the offending rows and values."""
+        head = "quality gate passed" if self.success else "quality gate FAILED; nothing will be published"
+        lines = [f"{head} ({len(self.blocking_failures)} blocking failures, {len(self.warnings)} warnings)"]
+        lines += [f"  BLOCKING {m}" for m in self.blocking_failures]
+        lines += [f"  warning  {m}" for m in self.warnings]
+        if self.data_docs:
+            lines.append(f"  Data Docs: {self.data_docs}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        return cls(**data)
+
+
+def dataset_digest(clips: pa.Table, quarantine: pa.Table) -> str:
+    """Content hash of a dataset, independent of which run produced it (quarantine run ids are left out)."""
+    h = hashlib.sha256()
+    h.update(io.table_digest(clips).encode())
+    h.update(io.table_digest(quarantine.drop_columns(["run_id"])).encode())
+    return h.hexdigest()
+
+
+def metric_tables(clips: pa.Table) -> dict[str, pa.Table]:
+    """The computed tables the balance and representation suites validate."""
+    cb = balance.class_balance(clips)
+    return {"class_balance": cb, "balance_summary": balance.balance_summary(clips, cb),
+            "representation": balance.representation(clips)}  # fmt: skip
+
+
+def _gx_context(project_dir: pathlib.Path) -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def _describe(table: str, level: str, res: Any, id_columns: tuple[str, ...]) -> str:
+    cfg = res.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in {"batch_id", "result_format"}}
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "value_set" or len(str(v)) < 80)
+    text = f"{table}.{level}: {type(cfg).__name__ if not hasattr(cfg, 'type') else cfg.type}({args})"
+    info = res.exception_info or {}
+    if info.get("raised_exception"):
+        return f"{text} could not run: {info.get('exception_message')}"
+    result = res.result or {}
+    rows = result.get("unexpected_index_list") or []
+    if rows:
+        shown = "; ".join(" ".join(f"{k}={v}" for k, v in r.items()) for r in rows[:MAX_LISTED])
+        more = f" (+{len(rows) - MAX_LISTED} more)" if len(rows) > MAX_LISTED else ""
+        return f"{text} failed for {result.get('unexpected_count', len(rows))} rows: {shown}{more}"
+    if result.get("partial_unexpected_list"):
+        return f"{text} failed; unexpected values {result['partial_unexpected_list'][:MAX_LISTED]}"
+    return f"{text} failed; observed {result.get('observed_value')!r}"
+
+
+def validate_tables(tables: dict[str, pa.Table], params: Params, run_name: str) -> GateResult:
+    """Run the suites of every table in `tables` (raw Arrow, as read from disk) and collect the outcome."""
+    import great_expectations as gx
+    import pandas as pd
+
+    ctx = _gx_context(params.work_dir / "gx")
+    source = ctx.data_sources.add_or_update_pandas("emopipe")
+    result = GateResult(success=True, dataset_digest="")
+    for table, data in tables.items():
+        spec = suites.load_spec(table)
+        schema = schemas.load_schema(table)
+        try:
+            asset = source.get_asset(table)
+        except LookupError:
+            asset = source.add_dataframe_asset(table)
+        try:
+            batch_def = asset.get_batch_definition("whole")
+        except KeyError:
+            batch_def = asset.add_batch_definition_whole_dataframe("whole")
+        definitions = []
+        for level in suites.LEVELS:
+            suite = ctx.suites.add_or_update(suites.build_suite(table, level, schema, params.validate))
+            definitions.append(ctx.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=f"{table}.{level}", data=batch_def, suite=suite)))  # fmt: skip
+        id_columns = [c for c in spec.id_columns if c in data.column_names]
+        checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
+            name=f"gate.{table}", validation_definitions=definitions,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": id_columns},
+        ))  # fmt: skip
+        frame = data.to_pandas(types_mapper=pd.ArrowDtype)
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
+        for vres in outcome.run_results.values():
+            level = vres.suite_name.rsplit(".", 1)[1]
+            failed = [r for r in vres.results if not r.success]
+            result.suites[vres.suite_name] = {"success": vres.success, "evaluated": len(vres.results),
+                                              "failed": len(failed)}  # fmt: skip
+            messages = [_describe(table, level, r, spec.id_columns) for r in failed]
+            (result.blocking_failures if level == "blocking" else result.warnings).extend(messages)
+    result.success = not result.blocking_failures
+    sites = ctx.get_docs_sites_urls()
+    result.data_docs = sites[0]["site_url"] if sites else None
+    return result
+
+
+def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str) -> GateResult:
+    """Validate a probed dataset folder; write it, its metric tables and validation.json to out_dir."""
+    src, dst = StageDir(pathlib.Path(in_dir)), StageDir(pathlib.Path(out_dir))
+    raw_clips = pq.read_table(src.clips_path)  # as on disk: the gate checks the declared types itself
+    quarantine = src.quarantine()
+    try:
+        clips = schemas.conform(raw_clips, schemas.CLIPS)
+        tables = {"clips": raw_clips, **metric_tables(clips)}
+    except schemas.SchemaError as err:
+        clips, tables = None, {"clips": raw_clips}
+        schema_error = f"clips: does not match schemas/clips.yaml: {err}"
+    else:
+        schema_error = None
+    result = validate_tables(tables, params, run_name=run_id)
+    if schema_error:
+        result.blocking_failures.insert(0, schema_error)
+        result.success = False
+    if clips is not None:
+        result.dataset_digest = dataset_digest(clips, quarantine)
+        dst.write(clips, quarantine, src.source())
+        reports = dst.path / "reports"
+        for name in ("class_balance", "balance_summary", "representation"):
+            io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
+        io.write_json(reports / "balance.json", balance_metrics(tables))
+    elif src.path != dst.path:
+        dst.path.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src.quarantine_path, dst.quarantine_path)
+    io.write_json(dst.path / "validation.json", result.to_dict())
+    (log.info if result.success else log.error)("%s", result.summary())
+    return result
+
+
+def balance_metrics(tables: dict[str, pa.Table]) -> dict[str, Any]:
+    """Flat numbers for `dvc metrics diff` between versions."""
+    out: dict[str, Any] = {}
+    for row in tables["balance_summary"].to_pylist():
+        out[row["corpus"]] = {k: row[k] for k in ("n_clips", "n_labelled", "min_share", "imbalance_ratio")}
+        out[row["corpus"]]["class_share"] = {
+            r["label"]: round(r["share"], 6) for r in tables["class_balance"].to_pylist() if r["corpus"] == row["corpus"]
+        }
+    for row in tables["representation"].to_pylist():
+        out.setdefault(row["corpus"], {}).setdefault(f"{row['attribute']}_share", {})[row["group"]] = round(row["share"], 6)
+    return out
+
+
+def load_result(folder: pathlib.Path) -> GateResult:
+    """The gate result stored in a validated folder."""
+    path = pathlib.Path(folder) / "validation.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run `emopipe validate` on this folder first")
+    return GateResult.from_dict(io.read_json(path))

@@ -1,0 +1,75 @@
+"""Class balance and demographic representation as pure `clips table -> metric table` functions."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pyarrow as pa
+
+from emopipe import schemas
+
+CLASS_BALANCE = schemas.load_schema("class_balance")
+BALANCE_SUMMARY = schemas.load_schema("balance_summary")
+REPRESENTATION = schemas.load_schema("representation")
+DEMOGRAPHICS = ("gender", "age_group")
+
+
+def class_balance(clips: pa.Table) -> pa.Table:
+    """Per corpus, count and share of every class the corpus defines, zero counts included."""
+    tax = schemas.taxonomy()
+    rows: list[dict[str, Any]] = []
+    for corpus in sorted(set(clips["corpus"].to_pylist())):
+        labels = [lab for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True)
+                  if c == corpus and lab is not None]  # fmt: skip
+        counts, total = Counter(labels), len(labels)
+        classes = tax.classes(corpus) if corpus in tax.corpora else sorted(counts)
+        for label in classes + sorted(set(counts) - set(classes)):
+            rows.append({"corpus": corpus, "label": label, "count": counts[label],
+                         "share": counts[label] / total if total else 0.0})  # fmt: skip
+    return schemas.from_rows(rows, CLASS_BALANCE)
+
+
+def balance_summary(clips: pa.Table, balance: pa.Table) -> pa.Table:
+    """Per corpus: smallest and largest class, and the imbalance ratio (null when a class is empty)."""
+    n_by_corpus = Counter(clips["corpus"].to_pylist())
+    by_corpus: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in balance.to_pylist():
+        by_corpus[row["corpus"]].append(row)
+    rows = []
+    for corpus, classes in sorted(by_corpus.items()):
+        small = min(classes, key=lambda r: (r["count"], r["label"]))
+        large = max(classes, key=lambda r: (r["count"], r["label"]))
+        rows.append({
+            "corpus": corpus, "n_clips": n_by_corpus[corpus], "n_labelled": sum(r["count"] for r in classes),
+            "n_classes": len(classes), "smallest_class": small["label"], "min_share": small["share"],
+            "largest_class": large["label"],
+            "imbalance_ratio": large["count"] / small["count"] if small["count"] else None,
+        })  # fmt: skip
+    return schemas.from_rows(rows, BALANCE_SUMMARY)
+
+
+def representation(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS) -> pa.Table:
+    """Per corpus and demographic attribute: each known group's count and share, with where the values came from."""
+    rows = []
+    corpora = clips["corpus"].to_pylist()
+    for attribute in attributes:
+        if attribute not in clips.column_names:
+            continue
+        values = clips[attribute].to_pylist()
+        sources = clips[f"{attribute}_source"].to_pylist()
+        for corpus in sorted(set(corpora)):
+            idx = [i for i, c in enumerate(corpora) if c == corpus]
+            known = [i for i in idx if values[i] is not None]
+            if not known:
+                continue  # attribute absent for this corpus: nothing to represent; the datasheet says so
+            groups: dict[str, list[int]] = defaultdict(list)
+            for i in known:
+                groups[values[i]].append(i)
+            for group, members in sorted(groups.items()):
+                rows.append({
+                    "corpus": corpus, "attribute": attribute, "group": group,
+                    "sources": ",".join(sorted({sources[i] or "unrecorded" for i in members})),
+                    "count": len(members), "share": len(members) / len(known), "n_unknown": len(idx) - len(known),
+                })  # fmt: skip
+    return schemas.from_rows(rows, REPRESENTATION)
