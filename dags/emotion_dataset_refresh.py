@@ -1,0 +1,70 @@
+"""Refresh the emotion dataset: ingest -> probe_clips (Ray) -> validate (Great Expectations) -> publish (DVC).
+
+Runs daily and on demand, one run at a time. Trigger with `{"params_file": "/path/params.yaml"}` to use
+another configuration (default: EMOPIPE_PARAMS, else the repo's params.yaml). A blocking quality failure
+fails `validate` without retries and nothing is published; `report` always writes
+`<work_dir>/runs/<run_id>/report.md` and fails the run when no version came out of it.
+Logic lives in the `emopipe` package; this file only schedules.
+"""
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
+    params={"params_file": Param(None, type=["null", "string"], description="params.yaml to use")},
+    tags=["emopipe", "emotion"],
+    doc_md=__doc__,
+)
+def emotion_dataset_refresh():
+    @task
+    def ingest(params=None, run_id=None) -> str:
+        from emopipe.pipelines import refresh
+
+        return refresh.ingest(params["params_file"], run_id)
+
+    @task
+    def probe_clips(ingest_dir: str, params=None, run_id=None) -> str:
+        from emopipe.pipelines import refresh
+
+        return refresh.probe_clips(params["params_file"], run_id, ingest_dir)
+
+    @task
+    def validate(probe_dir: str, params=None, run_id=None) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from emopipe.pipelines import refresh
+
+        try:
+            return refresh.validate(params["params_file"], run_id, probe_dir)
+        except refresh.GateFailed as err:
+            raise AirflowFailException(str(err)) from err  # bad data: fail now, retrying cannot help
+
+    @task
+    def publish(validated_dir: str, params=None, run_id=None) -> str:
+        from emopipe.pipelines import refresh
+
+        return refresh.publish(params["params_file"], run_id, validated_dir)
+
+    @task(trigger_rule="all_done", retries=0)
+    def report(params=None, run_id=None) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from emopipe.pipelines import refresh
+
+        rep = refresh.report(params["params_file"], run_id)
+        summary = refresh.render_report(rep)
+        if rep["outcome"] not in {"published", "unchanged"}:
+            raise AirflowFailException(f"run {run_id} did not publish ({rep['outcome']}):\n{summary}")
+        return rep["outcome"]
+
+    published = publish(validate(probe_clips(ingest())))
+    published >> report()
+
+
+emotion_dataset_refresh()

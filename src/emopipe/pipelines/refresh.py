@@ -1,0 +1,138 @@
+"""The stages of `emotion_dataset_refresh`, as the DAG's tasks (and tests) call them.
+
+Each function takes the params.yaml path and the run id, writes under `<work_dir>/runs/<run_id>/<stage>/`
+and returns that folder as a string, so XCom only ever carries paths. Rerunning a stage overwrites its folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+from collections import Counter
+from typing import Any
+
+from emopipe import io
+from emopipe.config import Params, load_params
+
+log = logging.getLogger(__name__)
+
+
+class GateFailed(RuntimeError):
+    """The quality gate has blocking failures; the message is the gate summary."""
+
+
+def params_path(value: str | None = None) -> pathlib.Path:
+    """The params file: the value given, else EMOPIPE_PARAMS, else params.yaml at the root of this checkout."""
+    if value:
+        return pathlib.Path(value)
+    if env := os.environ.get("EMOPIPE_PARAMS"):
+        return pathlib.Path(env)
+    return pathlib.Path(__file__).resolve().parents[3] / "params.yaml"
+
+
+def load(params_file: str | None) -> Params:
+    return load_params(params_path(params_file))
+
+
+def ingest(params_file: str | None, run_id: str) -> str:
+    """Scan the configured corpus (the demo corpus when none is set) into clips + quarantine tables."""
+    from emopipe.pipelines import ingest as ingest_pipeline
+
+    params = load(params_file)
+    root = ingest_pipeline.prepare_root(params)
+    out = params.run_dir(run_id) / "ingest"
+    return str(ingest_pipeline.run(params.ingest.corpus, root, out, run_id))
+
+
+def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
+    """Probe media as a Ray job (local Ray, or the cluster in params.yaml)."""
+    from emopipe.orchestration import submit_ray_job
+
+    params = load(params_file)
+    out = params.run_dir(run_id) / "probe_clips"
+    submit_ray_job("probe_clips", {"params": str(params_path(params_file)), "input": ingest_dir, "output": str(out),
+                                   "run_id": run_id}, params.work_dir)  # fmt: skip
+    return str(out)
+
+
+def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
+    """Run the Great Expectations gate; raise GateFailed (after writing validation.json) when it blocks."""
+    from emopipe.quality import validate as gate
+
+    params = load(params_file)
+    out = params.run_dir(run_id) / "validate"
+    result = gate.run(params, pathlib.Path(probe_dir), out, run_id)
+    if not result.success:
+        raise GateFailed(result.summary())
+    return str(out)
+
+
+def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
+    """Version the validated dataset with DVC (no new version when nothing changed)."""
+    from emopipe import versioning
+
+    params = load(params_file)
+    res = versioning.publish(params, pathlib.Path(validated_dir), run_id)
+    out = params.run_dir(run_id) / "publish.json"
+    io.write_json(out, {"version": res.version, "created": res.created, "message": res.message,
+                        "data_repo": str(res.data_repo), "remote": params.publish.remote})  # fmt: skip
+    return str(out)
+
+
+def report(params_file: str | None, run_id: str) -> dict[str, Any]:
+    """Write report.json and report.md for the run, whatever happened, and point runs/LATEST at it."""
+    params = load(params_file)
+    run_dir = params.run_dir(run_id)
+    rep: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "params_file": str(params_path(params_file))}
+    stage = run_dir / "probe_clips" if (run_dir / "probe_clips" / "quarantine.parquet").exists() else run_dir / "ingest"
+    if (stage / "clips.parquet").exists():
+        from emopipe.pipelines.stage_dir import StageDir
+
+        sd = StageDir(stage)
+        quarantine = sd.quarantine().to_pylist()
+        rep["corpus"] = sd.source()
+        rep["clips"] = sd.clips().num_rows
+        rep["quarantined"] = len(quarantine)
+        rep["quarantine_by_reason"] = dict(Counter(q["reason"] for q in quarantine))
+        rep["quarantine"] = [f"{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
+    if (run_dir / "validate" / "validation.json").exists():
+        from emopipe.quality.validate import load_result
+
+        gate = load_result(run_dir / "validate")
+        rep["gate"] = {"success": gate.success, "blocking_failures": gate.blocking_failures,
+                       "warnings": gate.warnings, "data_docs": gate.data_docs}  # fmt: skip
+    if (run_dir / "publish.json").exists():
+        rep["publish"] = io.read_json(run_dir / "publish.json")
+    rep["outcome"] = _outcome(rep)
+    io.write_json(run_dir / "report.json", rep)
+    (run_dir / "report.md").write_text(render_report(rep), encoding="utf-8")
+    io.write_json(params.work_dir / "runs" / "LATEST.json", {"run_dir": str(run_dir), "run_id": run_id})
+    return rep
+
+
+def _outcome(rep: dict[str, Any]) -> str:
+    if "publish" in rep:
+        return "published" if rep["publish"]["created"] else "unchanged"
+    if rep.get("gate", {}).get("success") is False:
+        return "gate_failed"
+    return "failed"
+
+
+def render_report(rep: dict[str, Any]) -> str:
+    """The run report as Markdown, for a person."""
+    lines = [f"# emopipe run {rep['run_id']}", "", f"**Outcome: {rep['outcome']}**", ""]
+    if pub := rep.get("publish"):
+        lines += [f"- version: `{pub['version']}` ({pub['message']})", f"- data repository: `{pub['data_repo']}`",
+                  f"- DVC remote: `{pub['remote']}`",
+                  f"- reproduce: `git clone {pub['data_repo']} ds && cd ds && git checkout {pub['version']} && dvc pull`"]  # fmt: skip
+    if corpus := rep.get("corpus"):
+        lines += [f"- corpus: {corpus['corpus']} at `{corpus['root']}`",
+                  f"- clips: {rep['clips']}, quarantined: {rep['quarantined']} {rep['quarantine_by_reason']}"]  # fmt: skip
+    if gate := rep.get("gate"):
+        lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
+        lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
+        lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
+    if rep.get("quarantine"):
+        lines += ["", "## Quarantine", ""] + [f"- {q}" for q in rep["quarantine"]]
+    return "\n".join(lines) + "\n"
