@@ -1,0 +1,54 @@
+# emopipe: `make run` sets up and runs the refresh DAG end to end; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Everything the embedded default needs lives inside this folder.
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export EMOPIPE_PARAMS ?= $(CURDIR)/params.yaml
+export RAY_AUTH_TOKEN_PATH := $(CURDIR)/work/.ray/auth_token
+export RAY_USAGE_STATS_ENABLED := 0
+export DVC_NO_ANALYTICS := 1
+export OPENBLAS_NUM_THREADS := 1
+
+.PHONY: install run test test-all bench lint lock clean
+
+install: $(VENV)/.installed
+
+# torch first and pinned (a CPU wheel is on these machines; unpinned, pip pulls a multi-GB CUDA build),
+# then the locked stack, then this package without touching its pins.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+run: install
+	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/airflow dags test emotion_dataset_refresh > work-dag-run.log 2>&1 || { tail -n 60 work-dag-run.log; exit 1; }
+	$(BIN)/emopipe --quiet report
+
+test: install
+	$(BIN)/python -m pytest -m "not slow and not gpu" --timeout=900
+
+test-all: install
+	$(BIN)/python -m pytest -m "not gpu" --timeout=1800
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+lint: install
+	$(BIN)/ruff check src tests dags ray_jobs benchmarks
+	$(BIN)/ruff format --check src tests dags ray_jobs benchmarks
+
+lock: install
+	(echo "# Exact versions of the whole stack as installed and tested on Python 3.11 (x86_64, CPU). Regenerate: make lock"; \
+	 $(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/') > requirements.lock
+
+clean:
+	rm -rf work .airflow work-dag-run.log

@@ -1,0 +1,202 @@
+"""`emopipe`: one subcommand per stage on explicit paths, calling the same functions the DAG tasks call.
+
+Exit status 0 on success, 1 when the data fails (gate, refused publish), 2 on bad usage or input, with a
+one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import pathlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXIT_DATA, EXIT_USAGE = 1, 2
+
+
+def _run_id(value: str | None) -> str:
+    return value or "cli__" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from emopipe.pipelines.refresh import load
+
+    return load(args.params)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from emopipe.config import DemoConfig
+    from emopipe.demo import make_ravdess_demo
+
+    root = make_ravdess_demo(pathlib.Path(args.root), DemoConfig(actors=args.actors, faults=not args.no_faults))
+    print(f"demo RAVDESS corpus at {root}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from emopipe.pipelines import ingest, probe_clips
+
+    root, out, run_id = pathlib.Path(args.root), pathlib.Path(args.out), _run_id(args.run_id)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus root {root} is not a folder")
+    total = sum(1 for p in root.rglob("*") if p.is_file())
+    with tqdm(total=total, unit="file", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
+        ingest.run(args.corpus, root, out, run_id, progress=bar.update)
+    if not args.no_probe:
+        probe_clips.run(_params(args).probe_clips, out, out, run_id)
+    _print_stage(out)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from emopipe.pipelines import probe_clips
+
+    out = pathlib.Path(args.out or args.dir)
+    probe_clips.run(_params(args).probe_clips, pathlib.Path(args.dir), out, _run_id(args.run_id))
+    _print_stage(out)
+    return 0
+
+
+def _print_stage(folder: pathlib.Path) -> None:
+    from collections import Counter
+
+    from emopipe.pipelines.stage_dir import StageDir
+
+    sd = StageDir(folder)
+    reasons = Counter(sd.quarantine()["reason"].to_pylist())
+    print(f"{sd.clips().num_rows} clips -> {sd.clips_path}")
+    print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {sd.quarantine_path}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from emopipe.quality import validate
+
+    out = pathlib.Path(args.out or args.dir)
+    result = validate.run(_params(args), pathlib.Path(args.dir), out, _run_id(args.run_id))
+    print(result.summary())
+    return 0 if result.success else EXIT_DATA
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from emopipe import versioning
+
+    res = versioning.publish(_params(args), pathlib.Path(args.dir), _run_id(args.run_id))
+    print(res.message)
+    print(f"data repository: {res.data_repo}  (git checkout {res.version} && dvc pull)")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from emopipe import versioning
+
+    params = _params(args)
+    repo = params.publish.data_repo
+    tags = versioning.versions(repo, params.publish.tag_prefix)
+    if not tags:
+        print(f"no published versions in {repo}")
+    for tag in tags:
+        lin = versioning.lineage(repo, tag)
+        gate = "passed" if lin["gate"]["success"] else "FAILED"
+        print(f"{tag}\t{lin['published_at']}\t{lin['source']['n_clips']} clips\tgate {gate} "
+              f"({len(lin['gate']['warnings'])} warnings)\trun {lin['run_id']}")  # fmt: skip
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from emopipe import versioning
+
+    dest = versioning.checkout(_params(args), args.tag, pathlib.Path(args.dest))
+    print(f"{args.tag} materialised at {dest}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from emopipe import io
+
+    params = _params(args)
+    run_dir = pathlib.Path(args.run_dir) if args.run_dir else None
+    if run_dir is None:
+        latest = params.work_dir / "runs" / "LATEST.json"
+        if not latest.is_file():
+            raise FileNotFoundError(f"no run has finished yet ({latest} missing)")
+        run_dir = pathlib.Path(io.read_json(latest)["run_dir"])
+    rep = io.read_json(run_dir / "report.json")
+    pub = rep.get("publish")
+    print(f"run {rep['run_id']}: {rep['outcome']}")
+    if pub:
+        print(f"  version      {pub['version']}  ({pub['message']})")
+        print(f"  dataset      {pub['data_repo']}/dataset  (DVC remote {pub['remote']})")
+    if gate := rep.get("gate"):
+        print(f"  Data Docs    {gate['data_docs']}")
+        for msg in gate["blocking_failures"]:
+            print(f"  BLOCKING     {msg}")
+    print(f"  quarantined  {rep.get('quarantined', '?')} {rep.get('quarantine_by_reason', {})}")
+    print(f"  run report   {run_dir / 'report.md'}")
+    return 0 if rep["outcome"] in {"published", "unchanged"} else EXIT_DATA
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emopipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--params", help="params.yaml (default: EMOPIPE_PARAMS, else the repo's params.yaml)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("demo", cmd_demo, "write the demo corpus in the RAVDESS layout")
+    p.add_argument("root")
+    p.add_argument("--actors", type=int, default=24)
+    p.add_argument("--no-faults", action="store_true", help="leave out the deliberately broken files")
+    p = add("ingest", cmd_ingest, "scan a corpus and probe its media: DIR/clips.parquet + DIR/quarantine.parquet")
+    p.add_argument("corpus", choices=["ravdess"])
+    p.add_argument("root")
+    p.add_argument("--out", required=True)
+    p.add_argument("--run-id")
+    p.add_argument("--no-probe", action="store_true", help="only parse names and hash files")
+    for name, fn, help_ in (("probe", cmd_probe, "probe the media of an ingested folder (Ray)"),
+                            ("validate", cmd_validate, "run the Great Expectations gate on a folder")):  # fmt: skip
+        p = add(name, fn, help_)
+        p.add_argument("dir")
+        p.add_argument("--out", help="write here instead of in place")
+        p.add_argument("--run-id")
+    p = add("publish", cmd_publish, "publish a validated folder as a DVC version")
+    p.add_argument("dir")
+    p.add_argument("--run-id")
+    add("versions", cmd_versions, "list published versions")
+    p = add("checkout", cmd_checkout, "materialise a published version (git clone + dvc pull)")
+    p.add_argument("tag")
+    p.add_argument("dest")
+    p = add("report", cmd_report, "print a run's outcome (default: the latest run)")
+    p.add_argument("run_dir", nargs="?")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    from emopipe.schemas import SchemaError
+    from emopipe.versioning import CommandFailed, PublishRefused
+
+    try:
+        return args.fn(args)
+    except PublishRefused as err:
+        print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
+        return EXIT_DATA
+    except (FileNotFoundError, ValueError, SchemaError, CommandFailed) as err:
+        print(f"emopipe {args.command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny generated RAVDESS corpus, params files pointing at temp folders, isolated state."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_STATE = pathlib.Path(tempfile.mkdtemp(prefix="emopipe-tests-"))
+
+# Airflow, Ray and DVC state for the whole session lives in one temp folder, never in ~ or the repo.
+os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(_STATE / "ray" / "auth_token")
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["DVC_SITE_CACHE_DIR"] = str(_STATE / "dvc-site")
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ.pop("EMOPIPE_PARAMS", None)
+
+TINY_DEMO = {"actors": 2, "seconds": 0.6, "width": 64, "height": 48, "fps": 10, "audio_only": True, "faults": True}
+
+
+def write_params(folder: pathlib.Path, **sections) -> pathlib.Path:
+    """A params.yaml in `folder` whose work_dir, data repo and remote all live in `folder`."""
+    raw = {
+        "work_dir": "work",
+        "ingest": {"corpus": "ravdess", "root": None, "demo": dict(TINY_DEMO)},
+        "probe_clips": {"num_workers": 2, "batch_size": 8, "num_cpus": 2},
+        "publish": {"data_repo": "work/data-repo", "remote": "work/dvc-remote"},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_template() -> pathlib.Path:
+    """A 2-actor RAVDESS-layout corpus with real media and the four demo faults, generated once."""
+    from emopipe.config import DemoConfig
+    from emopipe.demo import make_ravdess_demo
+
+    return make_ravdess_demo(_STATE / "corpus-template", DemoConfig(**TINY_DEMO))
+
+
+@pytest.fixture
+def tiny_corpus(tiny_corpus_template, tmp_path) -> pathlib.Path:
+    """A private, modifiable copy of the tiny corpus."""
+    return pathlib.Path(shutil.copytree(tiny_corpus_template, tmp_path / "ravdess"))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> pathlib.Path:
+    """An Airflow metadata DB (SQLite) for the session, migrated with the real CLI."""
+    subprocess.run([str(pathlib.Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   capture_output=True, env=dict(os.environ))  # fmt: skip
+    return pathlib.Path(os.environ["AIRFLOW_HOME"])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_STATE, ignore_errors=True)

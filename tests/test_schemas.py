@@ -1,0 +1,75 @@
+"""The table contracts: parsing, conform(), the snapshot that forces a version bump, and the taxonomy."""
+
+import pathlib
+
+import pyarrow as pa
+import pytest
+
+from emopipe import schemas
+
+SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
+TABLES = ["clips", "quarantine", "class_balance", "balance_summary", "representation"]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_schema_matches_snapshot(table):
+    """Changing a table's columns must be deliberate: update the snapshot and bump `version` in schemas/."""
+    schema = schemas.load_schema(table)
+    text = f"version={schema.metadata[b'version'].decode()}\n{schema.remove_metadata().to_string(show_field_metadata=False)}\n"
+    assert text == (SNAPSHOTS / f"{table}.txt").read_text()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("string", pa.string()),
+    ("list<string>", pa.list_(pa.string())),
+    ("map<string, int32>", pa.map_(pa.string(), pa.int32())),
+    ("list<struct<fold: int8, split: string>>", pa.list_(pa.struct([("fold", pa.int8()), ("split", pa.string())]))),
+])  # fmt: skip
+def test_parse_type(text, expected):
+    assert schemas.parse_type(text) == expected
+
+
+def test_parse_type_rejects_unknown():
+    with pytest.raises(schemas.SchemaError, match="unknown type"):
+        schemas.parse_type("decimal<3>")
+
+
+def test_conform_orders_and_casts():
+    schema = schemas.QUARANTINE
+    table = pa.table({"run_id": ["r"], "detail": ["d"], "reason": ["bad_name"], "stage": ["ingest"],
+                      "corpus": ["ravdess"], "path": ["a.mp4"], "extra": [1]})  # fmt: skip
+    out = schemas.conform(table, schema)
+    assert out.schema.names == schema.names
+    assert out.schema.equals(schema, check_metadata=True)
+
+
+def test_conform_names_missing_columns():
+    with pytest.raises(schemas.SchemaError, match=r"missing columns \['path'"):
+        schemas.conform(pa.table({"corpus": ["x"]}), schemas.QUARANTINE)
+
+
+def test_conform_rejects_nulls_in_non_nullable():
+    rows = [{"path": None, "corpus": "ravdess", "stage": "ingest", "reason": "bad_name", "detail": "", "run_id": "r"}]
+    with pytest.raises(schemas.SchemaError, match="path"):
+        schemas.from_rows(rows, schemas.QUARANTINE)
+
+
+def test_conform_rejects_wrong_type():
+    balance = schemas.load_schema("class_balance")
+    table = pa.table({"corpus": ["ravdess"], "label": ["calm"], "count": ["many"], "share": [0.5]})
+    with pytest.raises(schemas.SchemaError):
+        schemas.conform(table, balance)
+
+
+def test_taxonomy_keeps_calm_apart_from_neutral():
+    tax = schemas.taxonomy()
+    mapping = tax.native_to_canonical("ravdess")
+    assert mapping["calm"] == "calm" and mapping["neutral"] == "neutral"
+    assert len(tax.classes("ravdess")) == 8
+    assert set(mapping.values()) <= set(tax.canonical)
+
+
+def test_every_quarantine_reason_is_documented():
+    reasons = schemas.quarantine_reasons()
+    assert {"bad_name", "code_out_of_range", "empty_file", "unreadable_media", "modality_mismatch"} <= set(reasons)
+    assert all(text.strip() for text in reasons.values())
