@@ -1,0 +1,80 @@
+"""emotion_dataset_refresh run by Airflow itself (`airflow dags test`) on a generated corpus, then reproduced."""
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from emopipe import versioning
+from emopipe.config import load_params
+from tests.conftest import write_params
+
+pytestmark = [pytest.mark.airflow, pytest.mark.ray]
+
+AIRFLOW = str(pathlib.Path(sys.executable).parent / "airflow")
+
+
+def _dags_test(params_file: pathlib.Path) -> subprocess.CompletedProcess:
+    conf = json.dumps({"params_file": str(params_file)})
+    return subprocess.run([AIRFLOW, "dags", "test", "emotion_dataset_refresh", "--conf", conf], capture_output=True,
+                          text=True, env=dict(os.environ), timeout=600, check=False)  # fmt: skip
+
+
+def _report(params) -> dict:
+    latest = json.loads((params.work_dir / "runs" / "LATEST.json").read_text())
+    return json.loads((pathlib.Path(latest["run_dir"]) / "report.json").read_text())
+
+
+def _sha(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
+    params_file = write_params(tmp_path)  # root: null -> the DAG generates the tiny demo corpus
+    proc = _dags_test(params_file)
+    params = load_params(params_file)
+    report = _report(params)
+    assert report["outcome"] == "published", proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert report["publish"]["version"] == "v1"
+    assert report["quarantine_by_reason"] == {"bad_name": 1, "code_out_of_range": 1, "empty_file": 1, "unreadable_media": 1}
+    assert "state=success" in proc.stdout + proc.stderr
+    assert pathlib.Path(report["gate"]["data_docs"].removeprefix("file://")).is_file()
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(params.publish.data_repo), str(clone)], check=True)
+    subprocess.run(["git", "-c", "advice.detachedHead=false", "checkout", "-q", "v1"], cwd=clone, check=True)
+    versioning.dvc(clone, "pull", "-q")
+    published = params.publish.data_repo / "dataset"
+    files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
+    assert pathlib.Path("clips.parquet") in files and len(files) >= 6
+    for rel in files:
+        assert _sha(clone / "dataset" / rel) == _sha(published / rel), rel
+
+    # Same inputs again: the DAG succeeds and says no new version was made.
+    proc = _dags_test(params_file)
+    report = _report(params)
+    assert report["outcome"] == "unchanged", proc.stdout[-3000:]
+    assert versioning.versions(params.publish.data_repo, "v") == ["v1"]
+
+
+def test_gate_failure_stops_the_dag_and_publishes_nothing(airflow_db, tiny_corpus, tmp_path):
+    for path in tiny_corpus.rglob("*-07-*"):  # no disgust clip at all
+        path.unlink()
+    params_file = write_params(tmp_path / "cfg", ingest={"root": str(tiny_corpus)})
+    proc = _dags_test(params_file)
+    params = load_params(params_file)
+    report = _report(params)
+    assert report["outcome"] == "gate_failed"
+    assert any("label=disgust" in m for m in report["gate"]["blocking_failures"])
+    assert "publish" not in report
+    assert versioning.versions(params.publish.data_repo, "v") == []
+    out = proc.stdout + proc.stderr
+    assert "state=failed" in out and "label=disgust" in out
+    run_dir = pathlib.Path(report["run_dir"])
+    assert "BLOCKING" in (run_dir / "report.md").read_text()
+    shutil.rmtree(run_dir)
