@@ -35,6 +35,7 @@ def write_params(folder: pathlib.Path, **sections) -> pathlib.Path:
         "work_dir": "work",
         "ingest": {"corpus": "ravdess", "root": None, "demo": dict(TINY_DEMO)},
         "probe_clips": {"num_workers": 2, "batch_size": 8, "num_cpus": 2},
+        "validate": {"min_clips": 10},
         "publish": {"data_repo": "work/data-repo", "remote": "work/dvc-remote"},
     }
     for key, value in sections.items():

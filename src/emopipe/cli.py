@@ -41,7 +41,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     from emopipe.pipelines import ingest, probe_clips
 
-    root, out, run_id = pathlib.Path(args.root), pathlib.Path(args.out), _run_id(args.run_id)
+    out, run_id = pathlib.Path(args.out), _run_id(args.run_id)
+    if args.root:
+        root = pathlib.Path(args.root)
+    else:  # the root configured in params.yaml, or the demo corpus generated where params.yaml says
+        root = ingest.prepare_root(_params(args))
     if not root.is_dir():
         raise FileNotFoundError(f"corpus root {root} is not a folder")
     total = sum(1 for p in root.rglob("*") if p.is_file())
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-faults", action="store_true", help="leave out the deliberately broken files")
     p = add("ingest", cmd_ingest, "scan a corpus and probe its media: DIR/clips.parquet + DIR/quarantine.parquet")
     p.add_argument("corpus", choices=["ravdess"])
-    p.add_argument("root")
+    p.add_argument("root", nargs="?", help="corpus root (default: ingest.root in params.yaml, else the demo corpus)")
     p.add_argument("--out", required=True)
     p.add_argument("--run-id")
     p.add_argument("--no-probe", action="store_true", help="only parse names and hash files")
