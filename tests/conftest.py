@@ -67,8 +67,12 @@ def tiny_corpus(tiny_corpus_template, tmp_path) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def airflow_db() -> pathlib.Path:
     """An Airflow metadata DB (SQLite) for the session, migrated with the real CLI."""
-    subprocess.run([str(pathlib.Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   capture_output=True, env=dict(os.environ))  # fmt: skip
+    subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ),
+    )
     return pathlib.Path(os.environ["AIRFLOW_HOME"])
 
 

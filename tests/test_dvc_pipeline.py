@@ -37,8 +37,9 @@ def test_dvc_repro_runs_the_stages_and_skips_unchanged_ones(tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert (project / "data" / "validate" / "validation.json").is_file()
     assert (project / "dvc.lock").is_file()
-    metrics = subprocess.run([*DVC, "metrics", "show", "--json"], cwd=project, capture_output=True, text=True,
-                             env=env, check=True)  # fmt: skip
+    metrics = subprocess.run(
+        [*DVC, "metrics", "show", "--json"], cwd=project, capture_output=True, text=True, env=env, check=True
+    )
     assert "imbalance_ratio" in metrics.stdout
 
     second = subprocess.run([*DVC, "repro"], cwd=project, capture_output=True, text=True, env=env, check=False)

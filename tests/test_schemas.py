@@ -15,16 +15,23 @@ TABLES = ["clips", "quarantine", "class_balance", "balance_summary", "representa
 def test_schema_matches_snapshot(table):
     """Changing a table's columns must be deliberate: update the snapshot and bump `version` in schemas/."""
     schema = schemas.load_schema(table)
-    text = f"version={schema.metadata[b'version'].decode()}\n{schema.remove_metadata().to_string(show_field_metadata=False)}\n"
+    columns = schema.remove_metadata().to_string(show_field_metadata=False)
+    text = f"version={schema.metadata[b'version'].decode()}\n{columns}\n"
     assert text == (SNAPSHOTS / f"{table}.txt").read_text()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("string", pa.string()),
-    ("list<string>", pa.list_(pa.string())),
-    ("map<string, int32>", pa.map_(pa.string(), pa.int32())),
-    ("list<struct<fold: int8, split: string>>", pa.list_(pa.struct([("fold", pa.int8()), ("split", pa.string())]))),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("string", pa.string()),
+        ("list<string>", pa.list_(pa.string())),
+        ("map<string, int32>", pa.map_(pa.string(), pa.int32())),
+        (
+            "list<struct<fold: int8, split: string>>",
+            pa.list_(pa.struct([("fold", pa.int8()), ("split", pa.string())])),
+        ),
+    ],
+)
 def test_parse_type(text, expected):
     assert schemas.parse_type(text) == expected
 
@@ -36,8 +43,17 @@ def test_parse_type_rejects_unknown():
 
 def test_conform_orders_and_casts():
     schema = schemas.QUARANTINE
-    table = pa.table({"run_id": ["r"], "detail": ["d"], "reason": ["bad_name"], "stage": ["ingest"],
-                      "corpus": ["ravdess"], "path": ["a.mp4"], "extra": [1]})  # fmt: skip
+    table = pa.table(
+        {
+            "run_id": ["r"],
+            "detail": ["d"],
+            "reason": ["bad_name"],
+            "stage": ["ingest"],
+            "corpus": ["ravdess"],
+            "path": ["a.mp4"],
+            "extra": [1],
+        }
+    )
     out = schemas.conform(table, schema)
     assert out.schema.names == schema.names
     assert out.schema.equals(schema, check_metadata=True)

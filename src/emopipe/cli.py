@@ -106,8 +106,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
     for tag in tags:
         lin = versioning.lineage(repo, tag)
         gate = "passed" if lin["gate"]["success"] else "FAILED"
-        print(f"{tag}\t{lin['published_at']}\t{lin['source']['n_clips']} clips\tgate {gate} "
-              f"({len(lin['gate']['warnings'])} warnings)\trun {lin['run_id']}")  # fmt: skip
+        print(
+            f"{tag}\t{lin['published_at']}\t{lin['source']['n_clips']} clips\tgate {gate} "
+            f"({len(lin['gate']['warnings'])} warnings)\trun {lin['run_id']}"
+        )
     return 0
 
 
@@ -145,8 +147,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emopipe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="emopipe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", help="params.yaml (default: EMOPIPE_PARAMS, else the repo's params.yaml)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--run-id")
     p.add_argument("--no-probe", action="store_true", help="only parse names and hash files")
-    for name, fn, help_ in (("probe", cmd_probe, "probe the media of an ingested folder (Ray)"),
-                            ("validate", cmd_validate, "run the Great Expectations gate on a folder")):  # fmt: skip
+    for name, fn, help_ in (
+        ("probe", cmd_probe, "probe the media of an ingested folder (Ray)"),
+        ("validate", cmd_validate, "run the Great Expectations gate on a folder"),
+    ):
         p = add(name, fn, help_)
         p.add_argument("dir")
         p.add_argument("--out", help="write here instead of in place")
@@ -186,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from emopipe.schemas import SchemaError
     from emopipe.versioning import CommandFailed, PublishRefused

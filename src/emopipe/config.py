@@ -81,7 +81,7 @@ class ProbeConfig:
 
     ray_address: str | None = None
     num_workers: int = 2
-    batch_size: int = 16
+    batch_size: int = 64
     num_cpus: int | None = None
 
     def __post_init__(self) -> None:

@@ -47,11 +47,12 @@ def submit_ray_job(job: str, args: dict[str, str], work_dir: pathlib.Path, tail:
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     log.info("ray job %s: %s", job, " ".join(cmd))
     last: collections.deque[str] = collections.deque(maxlen=tail)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env(work_dir),
-                          bufsize=1) as proc:  # fmt: skip
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env(work_dir), bufsize=1
+    ) as proc:
         assert proc.stdout is not None  # noqa: S101 — guaranteed by stdout=PIPE; narrows the type
-        for line in proc.stdout:
-            line = line.rstrip()
+        for raw in proc.stdout:
+            line = raw.rstrip()
             last.append(line)
             log.info("[%s] %s", job, line)
         code = proc.wait()

@@ -61,7 +61,9 @@ def _env() -> dict[str, str]:
 def _run(args: list[str], cwd: pathlib.Path) -> str:
     proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
     if proc.returncode:
-        raise CommandFailed(f"{' '.join(args)} failed in {cwd} ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        raise CommandFailed(
+            f"{' '.join(args)} failed in {cwd} ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc.stdout
 
 
@@ -116,7 +118,7 @@ def versions(repo: pathlib.Path, prefix: str) -> list[str]:
     if not (repo / ".git").exists():
         return []
     tags = git(repo, "tag", "--list", f"{prefix}*").split()
-    numbered = [(int(t[len(prefix):]), t) for t in tags if t[len(prefix):].isdigit()]
+    numbered = [(int(t[len(prefix) :]), t) for t in tags if t[len(prefix) :].isdigit()]
     return [t for _, t in sorted(numbered)]
 
 
@@ -151,7 +153,9 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
     clips, quarantine = folder.clips(), folder.quarantine()
     digest = dataset_digest(clips, quarantine)
     if digest != gate.dataset_digest:
-        raise PublishRefused(f"{folder.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})")
+        raise PublishRefused(
+            f"{folder.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})"
+        )
     cfg = params.publish
     repo = pathlib.Path(cfg.data_repo)
     with repo_lock(repo):
@@ -163,7 +167,7 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
             return PublishResult(existing[-1], False, msg, repo)
         tag = f"{cfg.tag_prefix}{len(existing) + 1}"
         while tag in git(repo, "tag", "--list").split():  # a tag made outside emopipe: never overwrite it
-            tag = f"{cfg.tag_prefix}{int(tag[len(cfg.tag_prefix):]) + 1}"
+            tag = f"{cfg.tag_prefix}{int(tag[len(cfg.tag_prefix) :]) + 1}"
         record = {
             "version": tag,
             "run_id": run_id,
@@ -171,11 +175,15 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
             "code_version": code_version(),
             "dataset_digest": digest,
             "schemas": {t: schemas.load_schema(t).metadata[b"version"].decode() for t in ("clips", "quarantine")},
-            "source": {**folder.source(), "n_clips": clips.num_rows, "n_quarantined": quarantine.num_rows,
-                       "media_sha256_digest": _source_checksum(clips["sha256"].to_pylist())},
+            "source": {
+                **folder.source(),
+                "n_clips": clips.num_rows,
+                "n_quarantined": quarantine.num_rows,
+                "media_sha256_digest": _source_checksum(clips["sha256"].to_pylist()),
+            },
             "gate": {"success": gate.success, "warnings": gate.warnings, "suites": gate.suites},
             "params": params.to_dict(),
-        }  # fmt: skip
+        }
         head = git(repo, "rev-parse", "HEAD").strip()
         try:
             _stage_dataset(folder.path, repo / "dataset")

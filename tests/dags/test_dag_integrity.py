@@ -37,8 +37,13 @@ def test_refresh_dag_shape():
     dag = _dagbag().dags["emotion_dataset_refresh"]
     assert dag.max_active_runs == 1
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert order == {"ingest": ["probe_clips"], "probe_clips": ["validate"], "validate": ["publish"],
-                     "publish": ["report"], "report": []}  # fmt: skip
+    assert order == {
+        "ingest": ["probe_clips"],
+        "probe_clips": ["validate"],
+        "validate": ["publish"],
+        "publish": ["report"],
+        "report": [],
+    }
     assert dag.get_task("report").trigger_rule == "all_done"
 
 
@@ -65,7 +70,9 @@ def test_dag_file_imports_fast_and_light(path):
         "new = sorted({m.split('.')[0] for m in set(sys.modules) - before})\n"
         "print(json.dumps({'elapsed': elapsed, 'new': new}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ)
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["elapsed"] < 2.0, result
     assert not {"torch", "ray", "cv2", "great_expectations", "dvc", "emopipe", "av", "decord"} & set(result["new"])

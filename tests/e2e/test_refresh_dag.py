@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import write_params
 
 from emopipe import versioning
 from emopipe.config import load_params
-from tests.conftest import write_params
 
 pytestmark = [pytest.mark.airflow, pytest.mark.ray]
 
@@ -21,8 +21,14 @@ AIRFLOW = str(pathlib.Path(sys.executable).parent / "airflow")
 
 def _dags_test(params_file: pathlib.Path) -> subprocess.CompletedProcess:
     conf = json.dumps({"params_file": str(params_file)})
-    return subprocess.run([AIRFLOW, "dags", "test", "emotion_dataset_refresh", "--conf", conf], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=600, check=False)  # fmt: skip
+    return subprocess.run(
+        [AIRFLOW, "dags", "test", "emotion_dataset_refresh", "--conf", conf],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
+        check=False,
+    )
 
 
 def _report(params) -> dict:
@@ -41,7 +47,12 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     report = _report(params)
     assert report["outcome"] == "published", proc.stdout[-3000:] + proc.stderr[-3000:]
     assert report["publish"]["version"] == "v1"
-    assert report["quarantine_by_reason"] == {"bad_name": 1, "code_out_of_range": 1, "empty_file": 1, "unreadable_media": 1}
+    assert report["quarantine_by_reason"] == {
+        "bad_name": 1,
+        "code_out_of_range": 1,
+        "empty_file": 1,
+        "unreadable_media": 1,
+    }
     assert "state=success" in proc.stdout + proc.stderr
     assert pathlib.Path(report["gate"]["data_docs"].removeprefix("file://")).is_file()
 

@@ -13,7 +13,9 @@ def test_probe_job_probes_every_clip_and_quarantines_broken_media(tiny_corpus, t
     ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1")
     before = StageDir(tmp_path / "ingest")
     n_in, q_in = before.clips().num_rows, before.quarantine().num_rows
-    probe_clips.run(ProbeConfig(num_workers=2, batch_size=4, num_cpus=2), tmp_path / "ingest", tmp_path / "probe", "r1")
+    probe_clips.run(
+        ProbeConfig(num_workers=2, batch_size=4, num_cpus=2), tmp_path / "ingest", tmp_path / "probe", "r1"
+    )
     out = StageDir(tmp_path / "probe")
     clips, quarantine = out.clips(), out.quarantine()
     # nothing lost: every ingested clip is either a probed clip or a new quarantine row
@@ -23,5 +25,10 @@ def test_probe_job_probes_every_clip_and_quarantines_broken_media(tiny_corpus, t
     by_path = {r["path"]: r for r in quarantine.to_pylist()}
     truncated = by_path["Actor_02/01-01-04-02-01-02-02.mp4"]
     assert (truncated["stage"], truncated["reason"]) == ("probe_clips", "unreadable_media")
-    assert {r["reason"] for r in quarantine.to_pylist()} == {"bad_name", "code_out_of_range", "empty_file", "unreadable_media"}
+    assert {r["reason"] for r in quarantine.to_pylist()} == {
+        "bad_name",
+        "code_out_of_range",
+        "empty_file",
+        "unreadable_media",
+    }
     assert clips["clip_id"].to_pylist() == sorted(clips["clip_id"].to_pylist())

@@ -4,13 +4,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import write_params
 
 from emopipe import io, schemas
 from emopipe.config import load_params
 from emopipe.pipelines.stage_dir import StageDir
 from emopipe.quality import validate
 from emopipe.stages import probe
-from tests.conftest import write_params
 
 
 @pytest.fixture
@@ -21,8 +21,9 @@ def probed_dir(tiny_corpus, tmp_path):
     scan = ravdess.scan(tiny_corpus, run_id="t")
     rows = probe.probe_rows(scan.clips.to_pylist(), tiny_corpus)
     ok = [r for r in rows if r["error"] is None]
-    return StageDir(tmp_path / "probed").write(schemas.from_rows(ok, schemas.CLIPS), scan.quarantine,
-                                               {"corpus": "ravdess", "root": str(tiny_corpus)})  # fmt: skip
+    return StageDir(tmp_path / "probed").write(
+        schemas.from_rows(ok, schemas.CLIPS), scan.quarantine, {"corpus": "ravdess", "root": str(tiny_corpus)}
+    )
 
 
 @pytest.fixture
@@ -87,7 +88,9 @@ def test_missing_column_fails_with_schema_error(probed_dir, params, tmp_path):
     pq.write_table(pq.read_table(sd.clips_path).drop_columns(["sha256"]), sd.clips_path)
     result = validate.run(params, probed_dir, tmp_path / "validated", "t")
     assert not result.success
-    assert "does not match schemas/clips.yaml" in result.blocking_failures[0] and "sha256" in result.blocking_failures[0]
+    assert (
+        "does not match schemas/clips.yaml" in result.blocking_failures[0] and "sha256" in result.blocking_failures[0]
+    )
     assert any("expect_column_to_exist(column='sha256')" in m for m in result.blocking_failures)
 
 
@@ -109,16 +112,25 @@ def test_insane_duration_and_unprobed_rows_fail(probed_dir, params, tmp_path):
 
 def test_thin_gender_group_warns_then_blocks(probed_dir, tmp_path):
     """One of two actors' clips is mostly removed: below the warning share first, below the blocking share next."""
+
     def thin(keep):
         def fn(t):
             male = pc.equal(t["gender"], "male")
             idx = [i for i, m in enumerate(male.to_pylist()) if m][keep:]
             return t.filter(pa.array([i not in set(idx) for i in range(t.num_rows)]))
+
         return fn
 
     _rewrite(probed_dir, thin(keep=5))  # 5 male vs 16 female clips: 24% < 30% warning, > 10% blocking
-    cfg = load_params(write_params(tmp_path / "cfg", validate={"min_class_share": {"blocking": 0.0, "warning": 0.0},
-                                                               "max_imbalance_ratio": {"blocking": 1000, "warning": 1000}}))  # fmt: skip
+    cfg = load_params(
+        write_params(
+            tmp_path / "cfg",
+            validate={
+                "min_class_share": {"blocking": 0.0, "warning": 0.0},
+                "max_imbalance_ratio": {"blocking": 1000, "warning": 1000},
+            },
+        )
+    )
     result = validate.run(cfg, probed_dir, tmp_path / "v1", "t")
     assert result.success, result.summary()
     assert any("representation.warning" in w and "group=male" in w for w in result.warnings)

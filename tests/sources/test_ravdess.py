@@ -9,8 +9,15 @@ from emopipe import schemas
 from emopipe.sources import ravdess
 from emopipe.sources.base import InvalidInput
 
-CODES = [ravdess.MODALITIES, ravdess.VOCAL_CHANNELS, ravdess.EMOTIONS, ravdess.INTENSITIES, ravdess.STATEMENTS,
-         ravdess.REPETITIONS, {f"{a:02d}": a for a in range(1, 25)}]  # fmt: skip
+CODES = [
+    ravdess.MODALITIES,
+    ravdess.VOCAL_CHANNELS,
+    ravdess.EMOTIONS,
+    ravdess.INTENSITIES,
+    ravdess.STATEMENTS,
+    ravdess.REPETITIONS,
+    {f"{a:02d}": a for a in range(1, 25)},
+]
 
 
 def _valid(mod, voc, emo, inten) -> bool:
@@ -49,39 +56,60 @@ def test_every_code_combination_decodes_or_is_rejected_with_a_reason():
 def test_official_emotion_codes():
     """Codes as the RAVDESS README defines them: 07 disgust, 08 surprised."""
     assert [ravdess.EMOTIONS[f"{i:02d}"] for i in range(1, 9)] == [
-        "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]  # fmt: skip
+        "neutral",
+        "calm",
+        "happy",
+        "sad",
+        "angry",
+        "fearful",
+        "disgust",
+        "surprised",
+    ]
 
 
 def test_documented_example():
     """The dataset's own example: 03-01-06-01-02-01-12.wav is an audio-only, spoken, fearful, normal take."""
     name = ravdess.parse_name("03-01-06-01-02-01-12.wav")
-    assert (name.modality, name.vocal_channel, name.emotion, name.intensity) == ("audio-only", "speech", "fearful", "normal")
-    assert (name.statement, name.repetition, name.actor, name.gender) == ("Dogs are sitting by the door", 1, 12, "female")
+    assert (name.modality, name.vocal_channel, name.emotion, name.intensity) == (
+        "audio-only",
+        "speech",
+        "fearful",
+        "normal",
+    )
+    assert (name.statement, name.repetition, name.actor, name.gender) == (
+        "Dogs are sitting by the door",
+        1,
+        12,
+        "female",
+    )
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("01-01-03-02-01-01-01 (copy).mp4", "bad_name"),
-    ("1-1-3-2-1-1-1.mp4", "bad_name"),
-    ("01-01-03-02-01-01.mp4", "bad_name"),
-    ("01-01-03-02-01-01-01-01.mp4", "bad_name"),
-    ("readme.txt", "bad_name"),
-    ("01_01_03_02_01_01_01.mp4", "bad_name"),
-    ("04-01-03-02-01-01-01.mp4", "code_out_of_range"),
-    ("01-03-03-02-01-01-01.mp4", "code_out_of_range"),
-    ("01-01-00-02-01-01-01.mp4", "code_out_of_range"),
-    ("01-01-09-02-01-01-01.mp4", "code_out_of_range"),
-    ("01-01-03-03-01-01-01.mp4", "code_out_of_range"),
-    ("01-01-03-02-03-01-01.mp4", "code_out_of_range"),
-    ("01-01-03-02-01-03-01.mp4", "code_out_of_range"),
-    ("01-01-03-02-01-01-00.mp4", "code_out_of_range"),
-    ("01-01-03-02-01-01-25.mp4", "code_out_of_range"),
-    ("01-01-01-02-01-01-01.mp4", "invalid_combination"),
-    ("01-02-07-01-01-01-01.mp4", "invalid_combination"),
-    ("01-01-03-02-01-01-01.avi", "unsupported_extension"),
-    ("01-01-03-02-01-01-01", "unsupported_extension"),
-    ("03-01-03-02-01-01-01.mp4", "modality_mismatch"),
-    ("01-01-03-02-01-01-01.wav", "modality_mismatch"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("01-01-03-02-01-01-01 (copy).mp4", "bad_name"),
+        ("1-1-3-2-1-1-1.mp4", "bad_name"),
+        ("01-01-03-02-01-01.mp4", "bad_name"),
+        ("01-01-03-02-01-01-01-01.mp4", "bad_name"),
+        ("readme.txt", "bad_name"),
+        ("01_01_03_02_01_01_01.mp4", "bad_name"),
+        ("04-01-03-02-01-01-01.mp4", "code_out_of_range"),
+        ("01-03-03-02-01-01-01.mp4", "code_out_of_range"),
+        ("01-01-00-02-01-01-01.mp4", "code_out_of_range"),
+        ("01-01-09-02-01-01-01.mp4", "code_out_of_range"),
+        ("01-01-03-03-01-01-01.mp4", "code_out_of_range"),
+        ("01-01-03-02-03-01-01.mp4", "code_out_of_range"),
+        ("01-01-03-02-01-03-01.mp4", "code_out_of_range"),
+        ("01-01-03-02-01-01-00.mp4", "code_out_of_range"),
+        ("01-01-03-02-01-01-25.mp4", "code_out_of_range"),
+        ("01-01-01-02-01-01-01.mp4", "invalid_combination"),
+        ("01-02-07-01-01-01-01.mp4", "invalid_combination"),
+        ("01-01-03-02-01-01-01.avi", "unsupported_extension"),
+        ("01-01-03-02-01-01-01", "unsupported_extension"),
+        ("03-01-03-02-01-01-01.mp4", "modality_mismatch"),
+        ("01-01-03-02-01-01-01.wav", "modality_mismatch"),
+    ],
+)
 def test_malformed_names_get_a_reason(name, reason):
     with pytest.raises(InvalidInput) as err:
         ravdess.parse_name(name)
@@ -96,7 +124,11 @@ def _touch(root: pathlib.Path, rel: str, data: bytes = b"media") -> None:
 
 
 def test_scan_keeps_good_files_and_quarantines_the_rest(tmp_path):
-    good = ["Actor_01/01-01-03-02-01-01-01.mp4", "Actor_01/03-01-02-01-02-02-01.wav", "Actor_02/02-02-06-02-01-01-02.mp4"]
+    good = [
+        "Actor_01/01-01-03-02-01-01-01.mp4",
+        "Actor_01/03-01-02-01-02-02-01.wav",
+        "Actor_02/02-02-06-02-01-01-02.mp4",
+    ]
     for i, rel in enumerate(good):
         _touch(tmp_path, rel, f"clip {i}".encode())
     bad = {

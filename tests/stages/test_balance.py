@@ -8,10 +8,22 @@ from emopipe.stages import balance
 
 def _clips(labels, genders=None):
     genders = genders or ["female"] * len(labels)
-    rows = [{"clip_id": f"ravdess:{i}", "corpus": "ravdess", "native_id": str(i), "media_path": f"{i}.mp4",
-             "media_form": "video", "sha256": f"{i:064x}", "size_bytes": 1, "label": lab, "license": "x",
-             "gender": g, "gender_source": "derived" if g else None}
-            for i, (lab, g) in enumerate(zip(labels, genders, strict=True))]  # fmt: skip
+    rows = [
+        {
+            "clip_id": f"ravdess:{i}",
+            "corpus": "ravdess",
+            "native_id": str(i),
+            "media_path": f"{i}.mp4",
+            "media_form": "video",
+            "sha256": f"{i:064x}",
+            "size_bytes": 1,
+            "label": lab,
+            "license": "x",
+            "gender": g,
+            "gender_source": "derived" if g else None,
+        }
+        for i, (lab, g) in enumerate(zip(labels, genders, strict=True))
+    ]
     return schemas.from_rows(rows, schemas.CLIPS)
 
 

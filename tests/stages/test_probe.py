@@ -42,9 +42,11 @@ def test_modality_mismatch():
 
 
 def test_probe_rows_keeps_every_row(tiny_corpus):
-    rows = [{"media_path": "Actor_01/01-01-03-02-01-01-01.mp4", "modality": "audio-visual"},
-            {"media_path": "Actor_02/01-01-04-02-01-02-02.mp4", "modality": "audio-visual"},  # truncated demo fault
-            {"media_path": "Actor_01/missing.mp4", "modality": "audio-visual"}]  # fmt: skip
+    rows = [
+        {"media_path": "Actor_01/01-01-03-02-01-01-01.mp4", "modality": "audio-visual"},
+        {"media_path": "Actor_02/01-01-04-02-01-02-02.mp4", "modality": "audio-visual"},  # truncated demo fault
+        {"media_path": "Actor_01/missing.mp4", "modality": "audio-visual"},
+    ]
     out = probe.probe_rows(rows, tiny_corpus)
     assert [r["error"] for r in out] == [None, "unreadable_media", "unreadable_media"]
     assert out[0]["duration_s"] > 0 and out[1]["error_detail"]

@@ -21,8 +21,9 @@ def prepare_root(params: Params) -> pathlib.Path:
     return make_ravdess_demo(params.corpus_root(), params.ingest.demo)
 
 
-def run(corpus: str, root: pathlib.Path, out_dir: pathlib.Path, run_id: str,
-        progress: ProgressFn | None = None) -> pathlib.Path:  # fmt: skip
+def run(
+    corpus: str, root: pathlib.Path, out_dir: pathlib.Path, run_id: str, progress: ProgressFn | None = None
+) -> pathlib.Path:
     """Scan `root` with the reader for `corpus`; write clips.parquet, quarantine.parquet and source.json to out_dir."""
     if corpus != "ravdess":
         raise ValueError(f"no reader for corpus {corpus!r} yet (supported: ravdess)")

@@ -16,7 +16,7 @@ from emopipe.pipelines.stage_dir import StageDir
 log = logging.getLogger(__name__)
 
 
-def build(cfg: ProbeConfig, clips: pa.Table, root: pathlib.Path) -> "ray.data.Dataset":  # noqa: F821
+def build(cfg: ProbeConfig, clips: pa.Table, root: pathlib.Path) -> ray.data.Dataset:  # noqa: F821
     """The Ray Data plan: the clips table as blocks of `batch_size` rows, each probed in a pool actor.
 
     The clips table is metadata (a few hundred bytes a clip), so the driver reads it with its declared schema
@@ -31,8 +31,13 @@ def build(cfg: ProbeConfig, clips: pa.Table, root: pathlib.Path) -> "ray.data.Da
     n_blocks = max(1, math.ceil(clips.num_rows / cfg.batch_size))
     blocks = [clips.slice(i * cfg.batch_size, cfg.batch_size) for i in range(n_blocks)]
     return ray.data.from_arrow(blocks).map_batches(
-        ClipProber, fn_constructor_kwargs={"root": str(root)}, batch_format="pyarrow", batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.num_workers), num_cpus=1)  # fmt: skip
+        ClipProber,
+        fn_constructor_kwargs={"root": str(root)},
+        batch_format="pyarrow",
+        batch_size=cfg.batch_size,
+        compute=ActorPoolStrategy(size=cfg.num_workers),
+        num_cpus=1,
+    )
 
 
 def split(probed: pa.Table, run_id: str) -> tuple[pa.Table, pa.Table]:
@@ -40,14 +45,16 @@ def split(probed: pa.Table, run_id: str) -> tuple[pa.Table, pa.Table]:
     bad = pc.is_valid(probed["error"])
     clips = probed.filter(pc.invert(bad)).drop_columns(["error_detail"])
     failed = probed.filter(bad)
-    quarantine = pa.table({
-        "path": failed["media_path"],
-        "corpus": failed["corpus"],
-        "stage": pa.array(["probe_clips"] * failed.num_rows, pa.string()),
-        "reason": failed["error"],
-        "detail": pc.fill_null(failed["error_detail"], ""),
-        "run_id": pa.array([run_id] * failed.num_rows, pa.string()),
-    })  # fmt: skip
+    quarantine = pa.table(
+        {
+            "path": failed["media_path"],
+            "corpus": failed["corpus"],
+            "stage": pa.array(["probe_clips"] * failed.num_rows, pa.string()),
+            "reason": failed["error"],
+            "detail": pc.fill_null(failed["error_detail"], ""),
+            "run_id": pa.array([run_id] * failed.num_rows, pa.string()),
+        }
+    )
     return schemas.conform(clips, schemas.CLIPS), schemas.conform(quarantine, schemas.QUARANTINE)
 
 
@@ -59,7 +66,9 @@ def run(cfg: ProbeConfig, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: s
     clips, quarantine, source = src.clips(), src.quarantine(), src.source()
     if clips.num_rows:
         with connect(cfg.ray_address, cfg.num_cpus):
-            batches = build(cfg, clips, pathlib.Path(source["root"])).iter_batches(batch_format="pyarrow", batch_size=None)
+            batches = build(cfg, clips, pathlib.Path(source["root"])).iter_batches(
+                batch_format="pyarrow", batch_size=None
+            )
             probed = pa.concat_tables(list(batches))  # metadata only: a few hundred bytes a clip
     else:
         probed = clips.append_column("error_detail", pa.array([], pa.string()))

@@ -51,8 +51,11 @@ def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
 
     params = load(params_file)
     out = params.run_dir(run_id) / "probe_clips"
-    submit_ray_job("probe_clips", {"params": str(params_path(params_file)), "input": ingest_dir, "output": str(out),
-                                   "run_id": run_id}, params.work_dir)  # fmt: skip
+    submit_ray_job(
+        "probe_clips",
+        {"params": str(params_path(params_file)), "input": ingest_dir, "output": str(out), "run_id": run_id},
+        params.work_dir,
+    )
     return str(out)
 
 
@@ -75,8 +78,16 @@ def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
     params = load(params_file)
     res = versioning.publish(params, pathlib.Path(validated_dir), run_id)
     out = params.run_dir(run_id) / "publish.json"
-    io.write_json(out, {"version": res.version, "created": res.created, "message": res.message,
-                        "data_repo": str(res.data_repo), "remote": params.publish.remote})  # fmt: skip
+    io.write_json(
+        out,
+        {
+            "version": res.version,
+            "created": res.created,
+            "message": res.message,
+            "data_repo": str(res.data_repo),
+            "remote": params.publish.remote,
+        },
+    )
     return str(out)
 
 
@@ -85,7 +96,9 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     params = load(params_file)
     run_dir = params.run_dir(run_id)
     rep: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "params_file": str(params_path(params_file))}
-    stage = run_dir / "probe_clips" if (run_dir / "probe_clips" / "quarantine.parquet").exists() else run_dir / "ingest"
+    stage = (
+        run_dir / "probe_clips" if (run_dir / "probe_clips" / "quarantine.parquet").exists() else run_dir / "ingest"
+    )
     if (stage / "clips.parquet").exists():
         from emopipe.pipelines.stage_dir import StageDir
 
@@ -100,8 +113,12 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         from emopipe.quality.validate import load_result
 
         gate = load_result(run_dir / "validate")
-        rep["gate"] = {"success": gate.success, "blocking_failures": gate.blocking_failures,
-                       "warnings": gate.warnings, "data_docs": gate.data_docs}  # fmt: skip
+        rep["gate"] = {
+            "success": gate.success,
+            "blocking_failures": gate.blocking_failures,
+            "warnings": gate.warnings,
+            "data_docs": gate.data_docs,
+        }
     if (run_dir / "publish.json").exists():
         rep["publish"] = io.read_json(run_dir / "publish.json")
     rep["outcome"] = _outcome(rep)
@@ -123,12 +140,17 @@ def render_report(rep: dict[str, Any]) -> str:
     """The run report as Markdown, for a person."""
     lines = [f"# emopipe run {rep['run_id']}", "", f"**Outcome: {rep['outcome']}**", ""]
     if pub := rep.get("publish"):
-        lines += [f"- version: `{pub['version']}` ({pub['message']})", f"- data repository: `{pub['data_repo']}`",
-                  f"- DVC remote: `{pub['remote']}`",
-                  f"- reproduce: `git clone {pub['data_repo']} ds && cd ds && git checkout {pub['version']} && dvc pull`"]  # fmt: skip
+        lines += [
+            f"- version: `{pub['version']}` ({pub['message']})",
+            f"- data repository: `{pub['data_repo']}`",
+            f"- DVC remote: `{pub['remote']}`",
+            f"- reproduce: `git clone {pub['data_repo']} ds && cd ds && git checkout {pub['version']} && dvc pull`",
+        ]
     if corpus := rep.get("corpus"):
-        lines += [f"- corpus: {corpus['corpus']} at `{corpus['root']}`",
-                  f"- clips: {rep['clips']}, quarantined: {rep['quarantined']} {rep['quarantine_by_reason']}"]  # fmt: skip
+        lines += [
+            f"- corpus: {corpus['corpus']} at `{corpus['root']}`",
+            f"- clips: {rep['clips']}, quarantined: {rep['quarantined']} {rep['quarantine_by_reason']}",
+        ]
     if gate := rep.get("gate"):
         lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]

@@ -42,7 +42,10 @@ class StageDir:
 
     def write(self, clips: pa.Table, quarantine: pa.Table, source: dict[str, str]) -> pathlib.Path:
         io.write_table(clips.sort_by("clip_id"), self.clips_path, schemas.CLIPS)
-        io.write_table(quarantine.sort_by([("path", "ascending"), ("stage", "ascending")]), self.quarantine_path,
-                       schemas.QUARANTINE)  # fmt: skip
+        io.write_table(
+            quarantine.sort_by([("path", "ascending"), ("stage", "ascending")]),
+            self.quarantine_path,
+            schemas.QUARANTINE,
+        )
         io.write_json(self.path / "source.json", source)
         return self.path

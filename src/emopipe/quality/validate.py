@@ -68,8 +68,11 @@ def dataset_digest(clips: pa.Table, quarantine: pa.Table) -> str:
 def metric_tables(clips: pa.Table) -> dict[str, pa.Table]:
     """The computed tables the balance and representation suites validate."""
     cb = balance.class_balance(clips)
-    return {"class_balance": cb, "balance_summary": balance.balance_summary(clips, cb),
-            "representation": balance.representation(clips)}  # fmt: skip
+    return {
+        "class_balance": cb,
+        "balance_summary": balance.balance_summary(clips, cb),
+        "representation": balance.representation(clips),
+    }
 
 
 def _gx_context(project_dir: pathlib.Path) -> Any:
@@ -123,21 +126,30 @@ def validate_tables(tables: dict[str, pa.Table], params: Params, run_name: str) 
         definitions = []
         for level in suites.LEVELS:
             suite = ctx.suites.add_or_update(suites.build_suite(table, level, schema, params.validate))
-            definitions.append(ctx.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=f"{table}.{level}", data=batch_def, suite=suite)))  # fmt: skip
+            definitions.append(
+                ctx.validation_definitions.add_or_update(
+                    gx.ValidationDefinition(name=f"{table}.{level}", data=batch_def, suite=suite)
+                )
+            )
         id_columns = [c for c in spec.id_columns if c in data.column_names]
-        checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
-            name=f"gate.{table}", validation_definitions=definitions,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": id_columns},
-        ))  # fmt: skip
+        checkpoint = ctx.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"gate.{table}",
+                validation_definitions=definitions,
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": id_columns},
+            )
+        )
         frame = data.to_pandas(types_mapper=pd.ArrowDtype)
         outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
         for vres in outcome.run_results.values():
             level = vres.suite_name.rsplit(".", 1)[1]
             failed = [r for r in vres.results if not r.success]
-            result.suites[vres.suite_name] = {"success": vres.success, "evaluated": len(vres.results),
-                                              "failed": len(failed)}  # fmt: skip
+            result.suites[vres.suite_name] = {
+                "success": vres.success,
+                "evaluated": len(vres.results),
+                "failed": len(failed),
+            }
             messages = [_describe(table, level, r, spec.id_columns) for r in failed]
             (result.blocking_failures if level == "blocking" else result.warnings).extend(messages)
     result.success = not result.blocking_failures
@@ -184,10 +196,14 @@ def balance_metrics(tables: dict[str, pa.Table]) -> dict[str, Any]:
     for row in tables["balance_summary"].to_pylist():
         out[row["corpus"]] = {k: row[k] for k in ("n_clips", "n_labelled", "min_share", "imbalance_ratio")}
         out[row["corpus"]]["class_share"] = {
-            r["label"]: round(r["share"], 6) for r in tables["class_balance"].to_pylist() if r["corpus"] == row["corpus"]
+            r["label"]: round(r["share"], 6)
+            for r in tables["class_balance"].to_pylist()
+            if r["corpus"] == row["corpus"]
         }
     for row in tables["representation"].to_pylist():
-        out.setdefault(row["corpus"], {}).setdefault(f"{row['attribute']}_share", {})[row["group"]] = round(row["share"], 6)
+        out.setdefault(row["corpus"], {}).setdefault(f"{row['attribute']}_share", {})[row["group"]] = round(
+            row["share"], 6
+        )
     return out
 
 

@@ -43,7 +43,14 @@ def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
 
 
 def quarantine_row(path: str, corpus: str, stage: str, err: InvalidInput, run_id: str) -> dict[str, Any]:
-    return {"path": path, "corpus": corpus, "stage": stage, "reason": err.reason, "detail": err.detail, "run_id": run_id}
+    return {
+        "path": path,
+        "corpus": corpus,
+        "stage": stage,
+        "reason": err.reason,
+        "detail": err.detail,
+        "run_id": run_id,
+    }
 
 
 def walk_files(root: pathlib.Path) -> Iterator[pathlib.Path]:

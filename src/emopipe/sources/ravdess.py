@@ -24,9 +24,15 @@ CORPUS = "ravdess"
 MODALITIES = {"01": "audio-visual", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 EMOTIONS = {
-    "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
-    "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
-}  # fmt: skip
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 REPETITIONS = {"01": 1, "02": 2}
@@ -63,15 +69,28 @@ def parse_name(filename: str) -> RavdessName:
     if not m:
         raise InvalidInput("bad_name", f"{path.name!r} is not MM-VV-EE-II-SS-RR-AA.ext")
     mod, voc, emo, inten, stmt, rep, actor = m.groups()
-    tables = [("modality", mod, MODALITIES), ("vocal channel", voc, VOCAL_CHANNELS), ("emotion", emo, EMOTIONS),
-              ("intensity", inten, INTENSITIES), ("statement", stmt, STATEMENTS), ("repetition", rep, REPETITIONS)]  # fmt: skip
+    tables = [
+        ("modality", mod, MODALITIES),
+        ("vocal channel", voc, VOCAL_CHANNELS),
+        ("emotion", emo, EMOTIONS),
+        ("intensity", inten, INTENSITIES),
+        ("statement", stmt, STATEMENTS),
+        ("repetition", rep, REPETITIONS),
+    ]
     for field_name, code, table in tables:
         if code not in table:
             raise InvalidInput("code_out_of_range", f"{field_name} code {code} not in {sorted(table)}")
     if not 1 <= int(actor) <= 24:
         raise InvalidInput("code_out_of_range", f"actor code {actor} not in 01..24")
-    name = RavdessName(MODALITIES[mod], VOCAL_CHANNELS[voc], EMOTIONS[emo], INTENSITIES[inten],
-                       STATEMENTS[stmt], REPETITIONS[rep], int(actor))  # fmt: skip
+    name = RavdessName(
+        MODALITIES[mod],
+        VOCAL_CHANNELS[voc],
+        EMOTIONS[emo],
+        INTENSITIES[inten],
+        STATEMENTS[stmt],
+        REPETITIONS[rep],
+        int(actor),
+    )
     if name.emotion == "neutral" and name.intensity == "strong":
         raise InvalidInput("invalid_combination", "neutral has no strong intensity in RAVDESS")
     if name.vocal_channel == "song" and name.emotion not in SONG_EMOTIONS:

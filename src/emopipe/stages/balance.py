@@ -20,13 +20,22 @@ def class_balance(clips: pa.Table) -> pa.Table:
     tax = schemas.taxonomy()
     rows: list[dict[str, Any]] = []
     for corpus in sorted(set(clips["corpus"].to_pylist())):
-        labels = [lab for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True)
-                  if c == corpus and lab is not None]  # fmt: skip
+        labels = [
+            lab
+            for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True)
+            if c == corpus and lab is not None
+        ]
         counts, total = Counter(labels), len(labels)
         classes = tax.classes(corpus) if corpus in tax.corpora else sorted(counts)
         for label in classes + sorted(set(counts) - set(classes)):
-            rows.append({"corpus": corpus, "label": label, "count": counts[label],
-                         "share": counts[label] / total if total else 0.0})  # fmt: skip
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "label": label,
+                    "count": counts[label],
+                    "share": counts[label] / total if total else 0.0,
+                }
+            )
     return schemas.from_rows(rows, CLASS_BALANCE)
 
 
@@ -40,12 +49,18 @@ def balance_summary(clips: pa.Table, balance: pa.Table) -> pa.Table:
     for corpus, classes in sorted(by_corpus.items()):
         small = min(classes, key=lambda r: (r["count"], r["label"]))
         large = max(classes, key=lambda r: (r["count"], r["label"]))
-        rows.append({
-            "corpus": corpus, "n_clips": n_by_corpus[corpus], "n_labelled": sum(r["count"] for r in classes),
-            "n_classes": len(classes), "smallest_class": small["label"], "min_share": small["share"],
-            "largest_class": large["label"],
-            "imbalance_ratio": large["count"] / small["count"] if small["count"] else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "corpus": corpus,
+                "n_clips": n_by_corpus[corpus],
+                "n_labelled": sum(r["count"] for r in classes),
+                "n_classes": len(classes),
+                "smallest_class": small["label"],
+                "min_share": small["share"],
+                "largest_class": large["label"],
+                "imbalance_ratio": large["count"] / small["count"] if small["count"] else None,
+            }
+        )
     return schemas.from_rows(rows, BALANCE_SUMMARY)
 
 
@@ -67,9 +82,15 @@ def representation(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS) 
             for i in known:
                 groups[values[i]].append(i)
             for group, members in sorted(groups.items()):
-                rows.append({
-                    "corpus": corpus, "attribute": attribute, "group": group,
-                    "sources": ",".join(sorted({sources[i] or "unrecorded" for i in members})),
-                    "count": len(members), "share": len(members) / len(known), "n_unknown": len(idx) - len(known),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "corpus": corpus,
+                        "attribute": attribute,
+                        "group": group,
+                        "sources": ",".join(sorted({sources[i] or "unrecorded" for i in members})),
+                        "count": len(members),
+                        "share": len(members) / len(known),
+                        "n_unknown": len(idx) - len(known),
+                    }
+                )
     return schemas.from_rows(rows, REPRESENTATION)

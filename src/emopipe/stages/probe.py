@@ -13,8 +13,19 @@ from emopipe.sources.base import InvalidInput
 
 log = logging.getLogger(__name__)
 
-PROBE_COLUMNS = ("duration_s", "fps", "width", "height", "n_frames", "codec", "has_video", "has_audio",
-                 "audio_sample_rate", "audio_channels", "audio_codec")  # fmt: skip
+PROBE_COLUMNS = (
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "n_frames",
+    "codec",
+    "has_video",
+    "has_audio",
+    "audio_sample_rate",
+    "audio_channels",
+    "audio_codec",
+)
 
 
 def probe_file(path: pathlib.Path) -> dict[str, Any]:
@@ -93,8 +104,8 @@ def check_modality(row: dict[str, Any], probed: dict[str, Any]) -> None:
 def probe_rows(rows: list[dict[str, Any]], root: pathlib.Path) -> list[dict[str, Any]]:
     """Fill the probe columns of clip rows; a row that fails keeps its data and gets `error` plus `error_detail`."""
     out = []
-    for row in rows:
-        row = dict(row)
+    for source in rows:
+        row = dict(source)
         try:
             probed = probe_file(root / row["media_path"])
             check_modality(row, probed)
