@@ -22,10 +22,11 @@ install: $(VENV)/.installed
 # then the locked stack, then this package without touching its pins.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
+	@( $(BIN)/pip install -q --upgrade pip && \
+	   $(BIN)/pip install -q torch==2.13.0 && \
+	   $(BIN)/pip install -q -r requirements.lock && \
+	   $(BIN)/pip install -q --no-deps -e . ) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
 	touch $@
 
 run: install

@@ -8,7 +8,7 @@ import pytest
 from emopipe import schemas
 
 SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
-TABLES = ["clips", "quarantine", "class_balance", "balance_summary", "representation"]
+TABLES = ["clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates"]
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -39,18 +39,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from emopipe.config import SourceConfig
     from emopipe.pipelines import ingest, probe_clips
 
     out, run_id = pathlib.Path(args.out), _run_id(args.run_id)
     if args.root:
-        root = pathlib.Path(args.root)
+        source = SourceConfig(args.corpus, pathlib.Path(args.root), args.license)
     else:  # the root configured in params.yaml, or the demo corpus generated where params.yaml says
-        root = ingest.prepare_root(_params(args))
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus root {root} is not a folder")
-    total = sum(1 for p in root.rglob("*") if p.is_file())
-    with tqdm(total=total, unit="file", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
-        ingest.run(args.corpus, root, out, run_id, progress=bar.update)
+        configured = [s for s in ingest.configured_sources(_params(args)) if s.corpus == args.corpus]
+        if not configured:
+            raise ValueError(f"no root given and params.yaml configures no {args.corpus} source")
+        source = configured[0]
+    if not source.root.is_dir():
+        raise FileNotFoundError(f"corpus root {source.root} is not a folder")
+    with tqdm(unit="clip", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
+        ingest.run_sources([source], out, run_id, progress=bar.update)
     if not args.no_probe:
         probe_clips.run(_params(args).probe_clips, out, out, run_id)
     _print_stage(out)
@@ -70,10 +73,27 @@ def _print_stage(folder: pathlib.Path) -> None:
     from collections import Counter
 
     from emopipe.pipelines.stage_dir import StageDir
+    from emopipe.sources import protocol
 
     sd = StageDir(folder)
+    clips = sd.clips()
     reasons = Counter(sd.quarantine()["reason"].to_pylist())
-    print(f"{sd.clips().num_rows} clips -> {sd.clips_path}")
+    labels = Counter(lab for lab in clips["label"].to_pylist())
+    print(f"{clips.num_rows} clips -> {sd.clips_path}")
+    print(
+        "  per class: "
+        + ", ".join(f"{k or 'unlabelled'} {v}" for k, v in sorted(labels.items(), key=lambda kv: str(kv[0])))
+    )
+    per_fold: dict[tuple[int, str], Counter] = {}
+    for row in protocol.fold_counts(clips):
+        per_fold.setdefault((row["fold"], row["split"]), Counter())[row["label"]] += row["count"]
+    for (fold, split), counts in sorted(per_fold.items()):
+        detail = ", ".join(f"{k or 'unlabelled'} {v}" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        print(f"  fold {fold} {split:5s} {sum(counts.values()):6d}: {detail}")
+    for corpus, facts in protocol.check(clips).items():
+        one, total = facts["clips_in_exactly_one_test_fold"], facts["clips_with_folds"]
+        overlaps = facts["train_test_overlaps"]
+        print(f"  {corpus} protocol: {one}/{total} clips in exactly one test fold, {overlaps} train/test overlaps")
     print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {sd.quarantine_path}")
 
 
@@ -163,12 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("--actors", type=int, default=24)
     p.add_argument("--no-faults", action="store_true", help="leave out the deliberately broken files")
-    p = add("ingest", cmd_ingest, "scan a corpus and probe its media: DIR/clips.parquet + DIR/quarantine.parquet")
-    p.add_argument("corpus", choices=["ravdess"])
+    p = add(
+        "ingest",
+        cmd_ingest,
+        "read a corpus as it ships and probe its media: DIR/clips.parquet + DIR/quarantine.parquet",
+    )
+    p.add_argument("corpus", choices=["ravdess", "dfew", "mafw", "footage"])
     p.add_argument("root", nargs="?", help="corpus root (default: ingest.root in params.yaml, else the demo corpus)")
     p.add_argument("--out", required=True)
     p.add_argument("--run-id")
     p.add_argument("--no-probe", action="store_true", help="only parse names and hash files")
+    p.add_argument("--license", help="licence of raw footage (required for footage)")
     for name, fn, help_ in (
         ("probe", cmd_probe, "probe the media of an ingested folder (Ray)"),
         ("validate", cmd_validate, "run the Great Expectations gate on a folder"),

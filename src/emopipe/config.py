@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-CORPORA = ("ravdess",)
+CORPORA = ("ravdess", "dfew", "mafw", "footage")
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,52 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One corpus to ingest.
+
+    Args:
+        corpus: which reader: ravdess, dfew, mafw or footage.
+        root: the corpus root on disk, as the corpus ships it.
+        license: the licence of raw footage (the other corpora carry theirs in schemas/taxonomy.yaml).
+    """
+
+    corpus: str
+    root: pathlib.Path
+    license: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.corpus not in CORPORA:
+            raise ValueError(f"ingest corpus must be one of {CORPORA}, got {self.corpus!r}")
+        if self.corpus == "footage" and not self.license:
+            raise ValueError("ingest: a footage source needs a `license` (who may use it, for what)")
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     """The `ingest:` section.
 
     Args:
-        corpus: which corpus reader to use.
-        root: corpus root on disk; None generates the demo corpus under `<work_dir>/demo/<corpus>`.
+        corpus: which corpus reader to use for the single-corpus form (`corpus` + `root`).
+        root: corpus root on disk; None (and no `sources`) generates the demo corpus under `<work_dir>/demo/<corpus>`.
+        sources: several corpora at once, each `{corpus, root, license}`; replaces `corpus` + `root`.
         demo: how the demo corpus is generated.
     """
 
     corpus: str = "ravdess"
     root: pathlib.Path | None = None
+    sources: tuple[SourceConfig, ...] = ()
     demo: DemoConfig = field(default_factory=DemoConfig)
 
     def __post_init__(self) -> None:
         if self.corpus not in CORPORA:
             raise ValueError(f"ingest.corpus must be one of {CORPORA}, got {self.corpus!r}")
+        if self.sources and self.root is not None:
+            raise ValueError("ingest: give either `root` or `sources`, not both")
+        if self.root is None and not self.sources and self.corpus != "ravdess":
+            raise ValueError(f"ingest: only the ravdess demo can be generated; set ingest.root for {self.corpus}")
+        names = [s.corpus for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"ingest.sources: each corpus once, got {names}")
 
 
 @dataclass(frozen=True)
@@ -180,6 +210,9 @@ class Params:
         """The configured corpus root, or where the demo corpus goes."""
         return self.ingest.root or self.work_dir / "demo" / self.ingest.corpus
 
+    def demo_needed(self) -> bool:
+        return self.ingest.root is None and not self.ingest.sources
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-friendly form (paths as strings), for lineage records."""
 
@@ -230,7 +263,15 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     _only(IngestConfig, ing, "ingest")
     demo = ing.pop("demo", None) or {}
     _only(DemoConfig, demo, "ingest.demo")
-    ingest = IngestConfig(**{**ing, "root": path(ing.get("root")), "demo": DemoConfig(**demo)})
+    sources = []
+    for item in ing.pop("sources", None) or []:
+        if not isinstance(item, dict) or not {"corpus", "root"} <= set(item):
+            raise ValueError("ingest.sources: each item needs `corpus` and `root`")
+        _only(SourceConfig, item, "ingest.sources[]")
+        sources.append(SourceConfig(**{**item, "root": path(item["root"])}))
+    ingest = IngestConfig(
+        **{**ing, "root": path(ing.get("root")), "sources": tuple(sources), "demo": DemoConfig(**demo)}
+    )
 
     probe = _section(raw, "probe_clips")
     _only(ProbeConfig, probe, "probe_clips")

@@ -126,6 +126,8 @@ class Taxonomy:
     canonical: tuple[str, ...]
     negative: frozenset[str]
     corpora: dict[str, dict[str, Any]]
+    basic7: tuple[str, ...] = ()
+    synonyms: dict[str, str] | None = None
 
     def native_to_canonical(self, corpus: str) -> dict[str, str]:
         return dict(self.corpora[corpus]["labels"])
@@ -138,6 +140,16 @@ class Taxonomy:
     def license(self, corpus: str) -> str:
         return str(self.corpora[corpus]["license"])
 
+    def to_basic7(self, label: str | None) -> str | None:
+        """The basic-7 projection of a canonical label; None outside the seven (see taxonomy.yaml)."""
+        return label if label in self.basic7 else None
+
+    def from_word(self, word: str | None) -> str | None:
+        """Canonical class for a free-text emotion word (case and surrounding space ignored); None if unknown."""
+        if not word:
+            return None
+        return (self.synonyms or {}).get(word.strip().lower())
+
 
 @functools.cache
 def taxonomy() -> Taxonomy:
@@ -147,7 +159,12 @@ def taxonomy() -> Taxonomy:
         unknown = set(body["labels"].values()) - set(canonical)
         if unknown:
             raise SchemaError(f"taxonomy: {corpus} maps onto unknown classes {sorted(unknown)}")
-    return Taxonomy(canonical, frozenset(spec["negative"]), spec["corpora"])
+    synonyms = {str(k).lower(): v for k, v in (spec.get("synonyms") or {}).items()}
+    if unknown := set(synonyms.values()) - set(canonical):
+        raise SchemaError(f"taxonomy: synonyms map onto unknown classes {sorted(unknown)}")
+    if unknown := set(spec.get("basic7") or ()) - set(canonical):
+        raise SchemaError(f"taxonomy: basic7 names unknown classes {sorted(unknown)}")
+    return Taxonomy(canonical, frozenset(spec["negative"]), spec["corpora"], tuple(spec.get("basic7") or ()), synonyms)
 
 
 def quarantine_reasons() -> dict[str, str]:

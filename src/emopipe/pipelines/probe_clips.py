@@ -16,7 +16,7 @@ from emopipe.pipelines.stage_dir import StageDir
 log = logging.getLogger(__name__)
 
 
-def build(cfg: ProbeConfig, clips: pa.Table, root: pathlib.Path) -> ray.data.Dataset:  # noqa: F821
+def build(cfg: ProbeConfig, clips: pa.Table, roots: dict[str, str]) -> ray.data.Dataset:  # noqa: F821
     """The Ray Data plan: the clips table as blocks of `batch_size` rows, each probed in a pool actor.
 
     The clips table is metadata (a few hundred bytes a clip), so the driver reads it with its declared schema
@@ -32,7 +32,7 @@ def build(cfg: ProbeConfig, clips: pa.Table, root: pathlib.Path) -> ray.data.Dat
     blocks = [clips.slice(i * cfg.batch_size, cfg.batch_size) for i in range(n_blocks)]
     return ray.data.from_arrow(blocks).map_batches(
         ClipProber,
-        fn_constructor_kwargs={"root": str(root)},
+        fn_constructor_kwargs={"roots": {c: str(r) for c, r in roots.items()}},
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.num_workers),
@@ -66,9 +66,7 @@ def run(cfg: ProbeConfig, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: s
     clips, quarantine, source = src.clips(), src.quarantine(), src.source()
     if clips.num_rows:
         with connect(cfg.ray_address, cfg.num_cpus):
-            batches = build(cfg, clips, pathlib.Path(source["root"])).iter_batches(
-                batch_format="pyarrow", batch_size=None
-            )
+            batches = build(cfg, clips, source["corpora"]).iter_batches(batch_format="pyarrow", batch_size=None)
             probed = pa.concat_tables(list(batches))  # metadata only: a few hundred bytes a clip
     else:
         probed = clips.append_column("error_detail", pa.array([], pa.string()))

@@ -40,9 +40,8 @@ def ingest(params_file: str | None, run_id: str) -> str:
     from emopipe.pipelines import ingest as ingest_pipeline
 
     params = load(params_file)
-    root = ingest_pipeline.prepare_root(params)
     out = params.run_dir(run_id) / "ingest"
-    return str(ingest_pipeline.run(params.ingest.corpus, root, out, run_id))
+    return str(ingest_pipeline.run_sources(ingest_pipeline.configured_sources(params), out, run_id))
 
 
 def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
@@ -101,14 +100,24 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     )
     if (stage / "clips.parquet").exists():
         from emopipe.pipelines.stage_dir import StageDir
+        from emopipe.sources import protocol
 
         sd = StageDir(stage)
-        quarantine = sd.quarantine().to_pylist()
-        rep["corpus"] = sd.source()
-        rep["clips"] = sd.clips().num_rows
+        clips, quarantine = sd.clips(), sd.quarantine().to_pylist()
+        rep["corpora"] = sd.source()["corpora"]
+        rep["clips"] = clips.num_rows
+        rep["clips_by_corpus"] = dict(sorted(Counter(clips["corpus"].to_pylist()).items()))
+        rep["labelled_by_corpus"] = dict(
+            sorted(
+                Counter(
+                    c for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True) if lab
+                ).items()
+            )
+        )
+        rep["protocol"] = protocol.check(clips)
         rep["quarantined"] = len(quarantine)
         rep["quarantine_by_reason"] = dict(Counter(q["reason"] for q in quarantine))
-        rep["quarantine"] = [f"{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
+        rep["quarantine"] = [f"{q['corpus']}/{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
     if (run_dir / "validate" / "validation.json").exists():
         from emopipe.quality.validate import load_result
 
@@ -146,11 +155,20 @@ def render_report(rep: dict[str, Any]) -> str:
             f"- DVC remote: `{pub['remote']}`",
             f"- reproduce: `git clone {pub['data_repo']} ds && cd ds && git checkout {pub['version']} && dvc pull`",
         ]
-    if corpus := rep.get("corpus"):
+    if corpora := rep.get("corpora"):
         lines += [
-            f"- corpus: {corpus['corpus']} at `{corpus['root']}`",
-            f"- clips: {rep['clips']}, quarantined: {rep['quarantined']} {rep['quarantine_by_reason']}",
+            f"- corpus {name} at `{root}`: {rep['clips_by_corpus'].get(name, 0)} clips, "
+            f"{rep['labelled_by_corpus'].get(name, 0)} labelled"
+            for name, root in corpora.items()
         ]
+        lines += [f"- quarantined: {rep['quarantined']} {rep['quarantine_by_reason']}"]
+        for name, facts in rep.get("protocol", {}).items():
+            sizes = ", ".join(f"{k}: {v['train']}/{v['test']}" for k, v in facts["folds"].items())
+            lines.append(
+                f"- {name} folds (train/test) {sizes}; in exactly one test fold: "
+                f"{facts['clips_in_exactly_one_test_fold']}/{facts['clips_with_folds']}; "
+                f"train/test overlaps: {facts['train_test_overlaps']}"
+            )
     if gate := rep.get("gate"):
         lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]

@@ -37,8 +37,9 @@ class StageDir:
     def source(self) -> dict[str, str]:
         return io.read_json(self.path / "source.json")
 
-    def corpus_root(self) -> pathlib.Path:
-        return pathlib.Path(self.source()["root"])
+    def corpus_roots(self) -> dict[str, pathlib.Path]:
+        """Corpus name -> the root its clips' media_path is relative to."""
+        return {c: pathlib.Path(r) for c, r in self.source()["corpora"].items()}
 
     def write(self, clips: pa.Table, quarantine: pa.Table, source: dict[str, str]) -> pathlib.Path:
         io.write_table(clips.sort_by("clip_id"), self.clips_path, schemas.CLIPS)

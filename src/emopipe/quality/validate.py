@@ -24,7 +24,8 @@ from emopipe.stages import balance
 
 log = logging.getLogger(__name__)
 
-TABLES = ("clips", "class_balance", "balance_summary", "representation")
+TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates")
+METRICS = TABLES[1:]
 MAX_LISTED = 5
 
 
@@ -72,6 +73,7 @@ def metric_tables(clips: pa.Table) -> dict[str, pa.Table]:
         "class_balance": cb,
         "balance_summary": balance.balance_summary(clips, cb),
         "representation": balance.representation(clips),
+        "near_duplicates": balance.near_duplicates(clips),
     }
 
 
@@ -179,7 +181,7 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
         result.dataset_digest = dataset_digest(clips, quarantine)
         dst.write(clips, quarantine, src.source())
         reports = dst.path / "reports"
-        for name in ("class_balance", "balance_summary", "representation"):
+        for name in METRICS:
             io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
         io.write_json(reports / "balance.json", balance_metrics(tables))
     elif src.path != dst.path:

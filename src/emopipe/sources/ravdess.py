@@ -116,6 +116,7 @@ def clip_row(rel_path: str, name: RavdessName, sha256: str, size: int) -> dict[s
         "size_bytes": size,
         "native_label": name.emotion,
         "label": tax.native_to_canonical(CORPUS)[name.emotion],
+        "label_basic7": tax.to_basic7(tax.native_to_canonical(CORPUS)[name.emotion]),
         "modality": name.modality,
         "vocal_channel": name.vocal_channel,
         "intensity": name.intensity,

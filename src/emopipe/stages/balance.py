@@ -12,6 +12,7 @@ from emopipe import schemas
 CLASS_BALANCE = schemas.load_schema("class_balance")
 BALANCE_SUMMARY = schemas.load_schema("balance_summary")
 REPRESENTATION = schemas.load_schema("representation")
+NEAR_DUPLICATES = schemas.load_schema("near_duplicates")
 DEMOGRAPHICS = ("gender", "age_group")
 
 
@@ -94,3 +95,19 @@ def representation(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS) 
                     }
                 )
     return schemas.from_rows(rows, REPRESENTATION)
+
+
+def near_duplicates(clips: pa.Table) -> pa.Table:
+    """Groups of clips from two or more corpora that share a decoded-frame hash."""
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for h, corpus, clip in zip(
+        clips["frame_hash"].to_pylist(), clips["corpus"].to_pylist(), clips["clip_id"].to_pylist(), strict=True
+    ):
+        if h:
+            groups[h].append((corpus, clip))
+    rows = [
+        {"frame_hash": h, "corpora": sorted({c for c, _ in members}), "clip_ids": sorted(i for _, i in members)}
+        for h, members in sorted(groups.items())
+        if len({c for c, _ in members}) > 1
+    ]
+    return schemas.from_rows(rows, NEAR_DUPLICATES)

@@ -14,18 +14,47 @@ from emopipe.sources.base import InvalidInput
 log = logging.getLogger(__name__)
 
 PROBE_COLUMNS = (
-    "duration_s",
-    "fps",
-    "width",
-    "height",
-    "n_frames",
-    "codec",
-    "has_video",
-    "has_audio",
-    "audio_sample_rate",
-    "audio_channels",
-    "audio_codec",
-)
+    "duration_s", "fps", "width", "height", "n_frames", "codec", "has_video", "has_audio",
+    "audio_sample_rate", "audio_channels", "audio_codec", "frame_hash",
+)  # fmt: skip
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
+
+
+def average_hash(rgb: Any) -> str:
+    """64-bit average hash of an RGB frame (8x8 grey, each bit = pixel above the mean), as 16 hex digits."""
+    import numpy as np
+
+    grey = np.asarray(rgb, dtype=np.float32).mean(axis=2)
+    h, w = grey.shape
+    ys, xs = np.linspace(0, h, 9).astype(int), np.linspace(0, w, 9).astype(int)
+    cells = np.array(
+        [
+            [grey[ys[i] : max(ys[i + 1], ys[i] + 1), xs[j] : max(xs[j + 1], xs[j] + 1)].mean() for j in range(8)]
+            for i in range(8)
+        ]
+    )
+    bits = "".join("1" if b else "0" for b in (cells > cells.mean()).flatten())
+    return f"{int(bits, 2):016x}"
+
+
+def probe_frames(folder: pathlib.Path) -> dict[str, Any]:
+    """A folder of frame images (DFEW clip_224x224): frame count, size and codec of the first image, its hash."""
+    import av
+
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+    if not images:
+        raise InvalidInput("no_streams", "frame folder holds no .jpg or .png images")
+    out: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
+    try:
+        with av.open(str(images[0])) as container:
+            frame = next(container.decode(video=0))
+            out["codec"] = container.streams.video[0].codec_context.name
+            out["width"], out["height"] = frame.width, frame.height
+            out["frame_hash"] = average_hash(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, OSError, StopIteration) as err:
+        raise InvalidInput("unreadable_media", f"{images[0].name}: {type(err).__name__}: {err}") from err
+    out.update({"has_video": True, "has_audio": False, "n_frames": len(images)})
+    return out
 
 
 def probe_file(path: pathlib.Path) -> dict[str, Any]:
@@ -58,7 +87,7 @@ def probe_file(path: pathlib.Path) -> dict[str, Any]:
                 out["audio_codec"] = a.codec_context.name
                 out["audio_sample_rate"] = a.codec_context.sample_rate
                 out["audio_channels"] = a.codec_context.channels
-            _decode_first(container, video=bool(vstreams), audio=bool(astreams))
+            out["frame_hash"] = _decode_first(container, video=bool(vstreams), audio=bool(astreams))
             if out["n_frames"] is None and vstreams:
                 out["n_frames"] = _count_frames(path)
             out["duration_s"] = duration
@@ -69,18 +98,23 @@ def probe_file(path: pathlib.Path) -> dict[str, Any]:
         raise InvalidInput("unreadable_media", f"{type(err).__name__}: {err}") from err
 
 
-def _decode_first(container: Any, *, video: bool, audio: bool) -> None:
-    """Decode until one frame of each present stream came out; raise ValueError if one never does."""
+def _decode_first(container: Any, *, video: bool, audio: bool) -> str | None:
+    """Decode until one frame of each present stream came out; return the first video frame's average hash.
+
+    Raises ValueError if a present stream never yields a frame.
+    """
     want = {"video"} if video else set()
     if audio:
         want.add("audio")
+    frame_hash = None
     streams = [s for s in (container.streams.video[:1] + container.streams.audio[:1])]
     for packet in container.demux(streams):
         for frame in packet.decode():
+            if packet.stream.type == "video" and frame_hash is None:
+                frame_hash = average_hash(frame.to_ndarray(format="rgb24"))
             want.discard("video" if packet.stream.type == "video" else "audio")
-            del frame
         if not want:
-            return
+            return frame_hash
     raise ValueError(f"no decodable frame in the {' and '.join(sorted(want))} stream")
 
 
@@ -101,13 +135,18 @@ def check_modality(row: dict[str, Any], probed: dict[str, Any]) -> None:
         raise InvalidInput("modality_mismatch", f"{row['modality']} file has {got}")
 
 
-def probe_rows(rows: list[dict[str, Any]], root: pathlib.Path) -> list[dict[str, Any]]:
-    """Fill the probe columns of clip rows; a row that fails keeps its data and gets `error` plus `error_detail`."""
+def probe_rows(rows: list[dict[str, Any]], roots: pathlib.Path | dict[str, pathlib.Path]) -> list[dict[str, Any]]:
+    """Fill the probe columns of clip rows; a row that fails keeps its data and gets `error` plus `error_detail`.
+
+    `roots` is one corpus root, or corpus name -> root for tables that mix corpora.
+    """
     out = []
     for source in rows:
         row = dict(source)
+        root = pathlib.Path(roots[row["corpus"]] if isinstance(roots, dict) else roots)
         try:
-            probed = probe_file(root / row["media_path"])
+            path = root / row["media_path"]
+            probed = probe_frames(path) if row.get("media_form") == "frames" else probe_file(path)
             check_modality(row, probed)
             row.update(probed)
             row["error"], row["error_detail"] = None, None
@@ -124,18 +163,18 @@ class ClipProber:
     """Ray Data stateful UDF: a batch of clips rows -> the same rows with probe columns, `error` and `error_detail`.
 
     Args:
-        root: the corpus root the rows' `media_path` is relative to (a shared path on a cluster).
+        roots: corpus name -> the root its rows' `media_path` is relative to (shared paths on a cluster).
     """
 
     input_schema = schemas.CLIPS
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, roots: dict[str, str]) -> None:
         import av  # noqa: F401 — load FFmpeg once per actor, not per batch
 
-        self.root = pathlib.Path(root)
+        self.roots = {c: pathlib.Path(r) for c, r in roots.items()}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = probe_rows(schemas.conform(batch, self.input_schema).to_pylist(), self.root)
+        rows = probe_rows(schemas.conform(batch, self.input_schema).to_pylist(), self.roots)
         table = schemas.from_rows(rows, schemas.CLIPS)
         details = pa.array([r["error_detail"] for r in rows], type=pa.string())
         return table.append_column("error_detail", details)
