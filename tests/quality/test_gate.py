@@ -66,7 +66,7 @@ def test_duplicate_content_fails_naming_the_clips(probed_dir, params, tmp_path):
     result = validate.run(params, probed_dir, tmp_path / "validated", "t")
     assert not result.success
     (msg,) = [m for m in result.blocking_failures if "sha256" in m]
-    assert "expect_column_values_to_be_unique" in msg and "failed for 2 rows" in msg
+    assert "expect_compound_columns_to_be_unique" in msg and "failed for 2 rows" in msg and "clip_id=" in msg
 
 
 def test_drifted_column_type_fails(probed_dir, params, tmp_path):

@@ -59,7 +59,7 @@ def _walk(root: pathlib.Path) -> tuple[list[pathlib.Path], list[tuple[str, Inval
                 )
                 continue
             files.append(path)
-    return files, problems
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix()), problems
 
 
 def _read_table(path: pathlib.Path) -> list[dict[str, Any]]:

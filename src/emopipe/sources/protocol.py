@@ -45,6 +45,8 @@ def assemble(entries: list[SplitEntry], n_folds: int) -> Folds:
     per_clip: dict[str, set[tuple[int, str]]] = defaultdict(set)
     labels: dict[str, dict[str, str]] = defaultdict(dict)  # clip -> label -> where
     for e in entries:
+        if e.label is not None:
+            labels[e.clip].setdefault(e.label, e.where)  # before the duplicate check: a duplicate may disagree
         key = (e.clip, e.fold, e.split)
         if key in seen:
             out.problems.append(
@@ -58,8 +60,6 @@ def assemble(entries: list[SplitEntry], n_folds: int) -> Folds:
             continue
         seen[key] = e.where
         per_clip[e.clip].add((e.fold, e.split))
-        if e.label is not None:
-            labels[e.clip].setdefault(e.label, e.where)
     for clip, pairs in sorted(per_clip.items()):
         folds = {f for f, _ in pairs}
         overlap = sorted(f for f in folds if (f, "train") in pairs and (f, "test") in pairs)

@@ -1,0 +1,94 @@
+"""MAFW: protocol splits, GBK captions, compound labels, spreadsheet ids without an assumed order, bad input."""
+
+import pytest
+
+from emopipe import schemas
+from emopipe.sources import mafw, protocol
+from tests.corpora import MAFW_CLASSES, make_mafw
+
+IDS = [19, 25, 27, 103, 350, 903, 1204, 3414, 5000, 7021, 8812, 9000, 12000, 15003, 20098, 20097, 17, 18, 44, 45, 46, 47]
+
+
+@pytest.fixture(scope="module")
+def mafw_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mafw")
+    facts = make_mafw(root, IDS, no_audio=(903, 3414))
+    return root, facts
+
+
+def test_reads_splits_captions_compound_and_sheet(mafw_root):
+    root, facts = mafw_root
+    result = mafw.scan(root, run_id="t")
+    assert result.clips.schema.equals(schemas.CLIPS, check_metadata=True)
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    rows = {r["native_id"]: r for r in result.clips.to_pylist()}
+    assert sorted(rows) == sorted(f"{i:05d}" for i in IDS)
+    r = rows["00027"]  # third clip: MAFW_CLASSES[2] = fear, test fold 3
+    assert (r["native_label"], r["label"]) == ("fear", "fear")
+    assert [a for a in r["folds"] if a["split"] == "test"] == [{"fold": 3, "split": "test"}]
+    assert r["description"] == "A person looks fear"
+    assert dict(r["native_fields"])["description_zh"] == "一个人看起来fear"
+    assert r["compound_labels"] == ["fear", "surprise"]
+    assert dict(r["native_fields"])["label_ids"] == str(MAFW_CLASSES[::-1].index("fear") + 1)
+    contempt = next(v for v in rows.values() if v["label"] == "contempt")
+    assert contempt["label_basic7"] is None  # outside the 7 basic classes
+    check = protocol.check(result.clips)["mafw"]
+    assert check["clips_in_exactly_one_test_fold"] == len(IDS) and check["train_test_overlaps"] == 0
+
+
+def test_spreadsheet_ids_follow_the_split_files_not_an_assumed_order(mafw_root):
+    """The sheet numbers classes in reverse order; the mapping is learned from the split files."""
+    root, facts = mafw_root
+    sheet, _ = mafw.read_spreadsheet(root / "Labels" / "single-set.xlsx", root)
+    mapping = mafw.map_ids(sheet, {f"{i:05d}": lab for i, lab in facts["labels"].items()})
+    assert mapping == {MAFW_CLASSES[::-1].index(c) + 1: c for c in MAFW_CLASSES}
+
+
+def test_multi_label_sheet_rows_become_compound_labels(tmp_path):
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS)
+    import openpyxl
+
+    book = openpyxl.load_workbook(root / "Labels" / "single-set.xlsx")
+    order = MAFW_CLASSES[::-1]
+    book.active.append(["30000.mp4", f"{order.index('anger') + 1},{order.index('sadness') + 1}"])
+    book.save(root / "Labels" / "single-set.xlsx")
+    from tests.corpora import clip_media
+
+    clip_media(root / "data" / "clips" / "30000.mp4", seed=30000)
+    rows = {r["native_id"]: r for r in mafw.scan(root, run_id="t").clips.to_pylist()}
+    assert rows["30000"]["label"] is None and rows["30000"]["compound_labels"] == ["anger", "sadness"]
+    assert rows["30000"]["folds"] is None
+
+
+def test_bad_lines_paths_and_files(tmp_path):
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS)
+    test1 = root / "Train & Test Set" / "single" / "no_caption" / "set_1" / "test.txt"
+    with test1.open("a") as fh:
+        fh.write("00019.mp4 joy\n")  # not a MAFW class
+        fh.write("../../etc/passwd.mp4 anger\n")
+        fh.write("/abs/00025.mp4 anger\n")
+        fh.write("just-one-field\n")
+        fh.write("20099.mp4 anger\n")  # no such clip on disk
+    (root / "data" / "clips" / "notes.txt").write_text("x")
+    (root / "data" / "clips" / "55555.mp4").write_bytes(b"")
+    from tests.corpora import clip_media
+
+    clip_media(root / "data" / "clips" / "60000.mp4", seed=6)  # in no split file
+    result = mafw.scan(root, run_id="t")
+    reasons = sorted(result.quarantine["reason"].to_pylist())
+    assert reasons == sorted(["unknown_label", "unsafe_path", "unsafe_path", "malformed_row", "missing_media",
+                              "unsupported_extension", "empty_file"])
+    rows = {r["native_id"]: r for r in result.clips.to_pylist()}
+    assert rows["60000"]["label"] is None and rows["60000"]["folds"] is None
+    assert len(rows) == len(IDS) + 1
+
+
+def test_unreadable_spreadsheet_is_quarantined_and_the_rest_goes_on(tmp_path):
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS)
+    (root / "Labels" / "single-set.xlsx").write_bytes(b"PK\x03\x04 broken zip")
+    result = mafw.scan(root, run_id="t")
+    assert result.quarantine["reason"].to_pylist() == ["unreadable_annotation"]
+    assert result.clips.num_rows == len(IDS) and all(result.clips["label"].to_pylist())
