@@ -34,7 +34,10 @@ def _ray(clips, root, workers: int, batch_size: int) -> float:
 
     t = time.perf_counter()
     cfg = ProbeConfig(num_workers=workers, batch_size=batch_size)
-    n = sum(b.num_rows for b in build(cfg, clips, {"ravdess": str(root)}).iter_batches(batch_format="pyarrow", batch_size=None))
+    n = sum(
+        b.num_rows
+        for b in build(cfg, clips, {"ravdess": str(root)}).iter_batches(batch_format="pyarrow", batch_size=None)
+    )
     assert n == clips.num_rows  # noqa: S101
     return time.perf_counter() - t
 

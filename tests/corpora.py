@@ -41,8 +41,15 @@ def _xlsx(path: pathlib.Path, rows: list[list]) -> None:
     book.save(path)
 
 
-def make_dfew(root: pathlib.Path, n: int = 20, naming: str = "EmoLabel", padded: bool = True,
-              frames_for: tuple[int, ...] = (), unsplit: tuple[int, ...] = ()) -> dict:
+def make_dfew(
+    root: pathlib.Path,
+    *,
+    n: int = 20,
+    naming: str = "EmoLabel",
+    padded: bool = True,
+    frames_for: tuple[int, ...] = (),
+    unsplit: tuple[int, ...] = (),
+) -> dict:
     """Clips 1..n (label (i % 7) + 1, test fold (i % 5) + 1) in Clip/original/part_*; `frames_for` get a frame folder
     instead of a video; `unsplit` are in no split file. Returns the expected facts."""
     folds: dict[int, dict[str, list[tuple[int, int]]]] = {k: {"train": [], "test": []} for k in range(1, 6)}
@@ -73,7 +80,9 @@ def make_dfew(root: pathlib.Path, n: int = 20, naming: str = "EmoLabel", padded:
                 path = root / "label" / f"single_{split}set_{k}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             names = [f"{i:05d}" if padded else str(i) for i, _ in rows]
-            path.write_text("video_name,label\n" + "".join(f"{v},{lab}\n" for v, (_, lab) in zip(names, rows)))
+            path.write_text(
+                "video_name,label\n" + "".join(f"{v},{lab}\n" for v, (_, lab) in zip(names, rows, strict=True))
+            )
     votes = [["order", "1happy", "2sad", "3neutral", "4angry", "5surprise", "6disgust", "7fear"]]
     for i in range(1, n + 1):
         v = [0] * 7
@@ -84,8 +93,13 @@ def make_dfew(root: pathlib.Path, n: int = 20, naming: str = "EmoLabel", padded:
     return {"folds": {k: (len(p["train"]), len(p["test"])) for k, p in folds.items()}, "n": n}
 
 
-def make_mafw(root: pathlib.Path, ids: list[int], id_order: list[str] | None = None, no_audio: tuple[int, ...] = (),
-              copy_from: dict[int, pathlib.Path] | None = None) -> dict:
+def make_mafw(
+    root: pathlib.Path,
+    ids: list[int],
+    id_order: list[str] | None = None,
+    no_audio: tuple[int, ...] = (),
+    copy_from: dict[int, pathlib.Path] | None = None,
+) -> dict:
     """MAFW clips data/clips/<id>.mp4; clip j-th gets class MAFW_CLASSES[j % 11] and test fold (j % 5) + 1.
     The spreadsheet numbers classes in `id_order` (default: a permuted order no repository uses)."""
     id_order = id_order or MAFW_CLASSES[::-1]
@@ -108,11 +122,15 @@ def make_mafw(root: pathlib.Path, ids: list[int], id_order: list[str] | None = N
             plain.write_text("".join(f"{i:05d}.mp4 {labels[i]}\n" for _, i in chosen))
             caption = base / "single" / "with_caption" / f"set_{k}" / f"{split}.txt"
             caption.parent.mkdir(parents=True, exist_ok=True)
-            text = "".join(f"{i:05d}.mp4\t{labels[i]}\t一个人看起来{labels[i]}\tA person looks {labels[i]}\n" for _, i in chosen)
+            text = "".join(
+                f"{i:05d}.mp4\t{labels[i]}\t一个人看起来{labels[i]}\tA person looks {labels[i]}\n" for _, i in chosen
+            )
             caption.write_bytes(text.encode("gbk"))
             compound = base / "compound" / "no_caption" / f"set_{k}" / f"{split}.txt"
             compound.parent.mkdir(parents=True, exist_ok=True)
-            compound.write_text("".join(f"{i:05d}.mp4 {labels[i]}_surprise\n" for _, i in chosen if labels[i] != "surprise"))
+            compound.write_text(
+                "".join(f"{i:05d}.mp4 {labels[i]}_surprise\n" for _, i in chosen if labels[i] != "surprise")
+            )
     sheet = [["MAFW single-label set"]] + [[f"{i:05d}.mp4", id_order.index(labels[i]) + 1] for i in ids]
     _xlsx(root / "Labels" / "single-set.xlsx", sheet)
     return {"labels": labels}
@@ -124,10 +142,22 @@ def make_footage(root: pathlib.Path) -> dict:
     clip_media(root / "2026-11-01" / "cam1" / "b.mkv", seed=502)
     clip_media(root / "2026-11-02" / "c.mov", seed=503)
     (root / "2026-11-02" / "copy_of_a.mp4").write_bytes(a.read_bytes())
-    (root / "2026-11-01" / "cam1" / "a.json").write_text(json.dumps({
-        "transcription": "I did not expect that", "language": "en", "age": "30-39", "gender": "Female",
-        "accent": "Scottish", "arousal": 7, "valence": -2, "emotions": ["surprised", "angry"], "audio_quality": "good",
-    }))
+    (root / "2026-11-01" / "cam1" / "a.json").write_text(
+        json.dumps(
+            {
+                "transcription": "I did not expect that",
+                "language": "en",
+                "age": "30-39",
+                "gender": "Female",
+                "accent": "Scottish",
+                "arousal": 7,
+                "valence": -2,
+                "emotions": ["surprised", "angry"],
+                "audio_quality": "good",
+            }
+        )
+    )
     (root / "2026-11-01" / "cam1" / "annotations.csv").write_text(
-        "path,gender,arousal,emotions,speaker\nb.mkv,male,3,happy,spk-2\n")
+        "path,gender,arousal,emotions,speaker\nb.mkv,male,3,happy,spk-2\n"
+    )
     return {"a": a}

@@ -72,3 +72,28 @@ def test_ingest_validate_publish_in_order(tiny_corpus, tmp_path):
     publish = run("publish", str(tmp_path / "ds"))
     assert publish.returncode == 0 and "published v1" in publish.stdout
     assert run("versions").stdout.startswith("v1\t")
+
+
+@pytest.mark.parametrize("corpus", ["dfew", "mafw", "footage"])
+def test_ingest_other_corpora_prints_fold_and_class_counts(corpus, tmp_path, capsys):
+    from tests.corpora import make_dfew, make_footage, make_mafw
+
+    root = tmp_path / corpus
+    {"dfew": lambda: make_dfew(root, n=10), "mafw": lambda: make_mafw(root, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+     "footage": lambda: make_footage(root)}[corpus]()  # fmt: skip
+    params = write_params(tmp_path / "cfg")
+    args = ["-q", "--params", str(params), "ingest", corpus, str(root), "--out", str(tmp_path / "ds"), "--no-probe"]
+    if corpus == "footage":
+        assert cli.main(args) == 2
+        assert "needs a `license`" in capsys.readouterr().err
+        args += ["--license", "CC BY 4.0"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    if corpus == "footage":
+        assert out.startswith("3 clips") and "happiness 1" in out and "unlabelled 2" in out
+    else:
+        assert "fold 1 test " in out and "fold 5 train" in out
+        assert f"{corpus} protocol: " in out and "in exactly one test fold, 0 train/test overlaps" in out
+    if corpus == "dfew":
+        # test fold 1 holds clips 5 and 10 (i % 5 == 0), labelled (i % 7) + 1: 6 Disgust and 4 Angry
+        assert "fold 1 test       2: anger 1, disgust 1" in out

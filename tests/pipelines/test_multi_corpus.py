@@ -4,11 +4,11 @@ import json
 import pathlib
 
 import pytest
+from tests.conftest import write_params
+from tests.corpora import clip_media, make_dfew, make_footage, make_mafw
 
 from emopipe.pipelines import refresh
 from emopipe.pipelines.stage_dir import StageDir
-from tests.conftest import write_params
-from tests.corpora import clip_media, make_dfew, make_footage, make_mafw
 
 pytestmark = pytest.mark.ray
 
@@ -30,7 +30,12 @@ def test_three_corpora_probe_gate_and_report(tmp_path):
     probed = refresh.probe_clips(str(params_file), run_id, refresh.ingest(str(params_file), run_id))
     clips = {r["clip_id"]: r for r in StageDir(pathlib.Path(probed)).clips().to_pylist()}
     frames = clips["dfew:00003"]
-    assert (frames["media_form"], frames["n_frames"], frames["codec"], frames["has_audio"]) == ("frames", 4, "mjpeg", False)
+    assert (frames["media_form"], frames["n_frames"], frames["codec"], frames["has_audio"]) == (
+        "frames",
+        4,
+        "mjpeg",
+        False,
+    )
     assert clips["mafw:00110"]["has_audio"] is False and clips["mafw:00110"]["has_video"] is True
     assert clips["mafw:00101"]["frame_hash"] == clips["dfew:00005"]["frame_hash"]
     assert clips["mafw:00102"]["frame_hash"] == clips["dfew:00006"]["frame_hash"]  # survives re-encode + resize

@@ -3,10 +3,10 @@
 import shutil
 
 import pytest
+from tests.corpora import make_dfew
 
 from emopipe import schemas
 from emopipe.sources import dfew, protocol
-from tests.corpora import make_dfew
 
 
 def _by_id(result):
@@ -33,9 +33,22 @@ def test_reads_clips_labels_folds_and_votes(dfew_root):
     assert len(rows) == 20
     r = rows["00008"]  # label (8 % 7) + 1 = 2 = Sad; test fold (8 % 5) + 1 = 4
     assert (r["native_label"], r["label"], r["label_basic7"]) == ("Sad", "sadness", "sadness")
-    assert {(a["fold"], a["split"]) for a in r["folds"]} == {(1, "train"), (2, "train"), (3, "train"), (4, "test"), (5, "train")}
-    assert dict(r["label_votes"]) == {"Happy": 0, "Sad": 0, "Neutral": 0, "Angry": 0, "Surprise": 0, "Disgust": 0,
-                                      "Fear": 0} | {"Sad": 8, "Neutral": 2}
+    assert {(a["fold"], a["split"]) for a in r["folds"]} == {
+        (1, "train"),
+        (2, "train"),
+        (3, "train"),
+        (4, "test"),
+        (5, "train"),
+    }
+    assert dict(r["label_votes"]) == {
+        "Happy": 0,
+        "Sad": 0,
+        "Neutral": 0,
+        "Angry": 0,
+        "Surprise": 0,
+        "Disgust": 0,
+        "Fear": 0,
+    } | {"Sad": 8, "Neutral": 2}
     assert r["media_path"] == "Clip/original/part_9/00008.mp4" and r["media_form"] == "video"
     assert r["license"].startswith("DFEW")
     # a clip with only a frame folder, and a clip no split file names (kept, unlabelled, votes kept)
@@ -61,8 +74,15 @@ def test_bad_split_rows_and_files_are_quarantined(tmp_path):
     make_dfew(root, n=10)
     split = root / "EmoLabel_DataSplit"
     test1 = split / "test(single-labeled)" / "set_1.csv"
-    test1.write_bytes(test1.read_bytes() + b"00005,3\n" + b"garbage line without comma\n" + b"00007,9\n"
-                      + b"00099,1\n" + "00002,\xff\xfe".encode("latin-1") + b"\n")
+    test1.write_bytes(
+        test1.read_bytes()
+        + b"00005,3\n"
+        + b"garbage line without comma\n"
+        + b"00007,9\n"
+        + b"00099,1\n"
+        + "00002,\xff\xfe".encode("latin-1")
+        + b"\n"
+    )
     (split / "train(single-labeled)" / "set_2.csv").open("a").write("00006,1\n")  # 00006 is in test of fold 2
     (split / "train(single-labeled)" / "set_3.csv").open("a").write("00010,2\n")  # 00010 is Angry (4) elsewhere
     (root / "Annotation" / "annotation.xlsx").write_bytes(b"not a spreadsheet")
@@ -70,8 +90,14 @@ def test_bad_split_rows_and_files_are_quarantined(tmp_path):
     q = result.quarantine.to_pylist()
     reasons = sorted(r["reason"] for r in q)
     assert reasons.count("duplicate_in_fold") == 2  # 00005 twice in test of fold 1, 00010 twice in train of fold 3
-    assert {"malformed_row", "unknown_label", "missing_media", "train_test_overlap", "label_conflict",
-            "unreadable_annotation"} <= set(reasons)
+    assert {
+        "malformed_row",
+        "unknown_label",
+        "missing_media",
+        "train_test_overlap",
+        "label_conflict",
+        "unreadable_annotation",
+    } <= set(reasons)
     assert any(r["reason"] in {"bad_encoding", "malformed_row"} and "line" in r["detail"] for r in q)
     by_reason = {r["reason"]: r for r in q}
     assert "00099" in by_reason["missing_media"]["detail"]

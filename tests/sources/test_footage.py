@@ -4,10 +4,10 @@ import json
 import os
 
 import pytest
+from tests.corpora import clip_media, make_footage
 
 from emopipe import schemas
 from emopipe.sources import footage
-from tests.corpora import clip_media, make_footage
 
 
 def _rows(result):
@@ -23,7 +23,12 @@ def test_reads_clips_and_annotations(tmp_path):
     assert sorted(rows) == ["2026-11-01/cam1/a.mp4", "2026-11-01/cam1/b.mkv", "2026-11-02/c.mov"]
     a = rows["2026-11-01/cam1/a.mp4"]
     assert a["duplicate_paths"] == ["2026-11-02/copy_of_a.mp4"]
-    assert (a["gender"], a["gender_source"], a["age_group"], a["accent"]) == ("female", "annotated", "30-39", "scottish")
+    assert (a["gender"], a["gender_source"], a["age_group"], a["accent"]) == (
+        "female",
+        "annotated",
+        "30-39",
+        "scottish",
+    )
     assert (a["arousal"], a["valence"], a["language"]) == (7.0, -2.0, "en")
     assert a["label"] is None and a["compound_labels"] == ["surprise", "anger"]
     assert a["native_label"] == "surprised, angry"
@@ -55,13 +60,24 @@ def test_bad_annotations_are_quarantined_and_the_clip_kept(tmp_path):
     (tmp_path / "2026-11-01" / "cam1" / "a.json").write_text(json.dumps({"arousal": 42, "gender": "female"}))
     (tmp_path / "2026-11-02" / "c.json").write_text("{not json")
     (tmp_path / "2026-11-02" / "orphan.json").write_text("{}")
-    (tmp_path / "2026-11-02" / "annotations.csv").write_text("path,gender\n../../etc/passwd,male\nmissing.mp4,female\n")
+    (tmp_path / "2026-11-02" / "annotations.csv").write_text(
+        "path,gender\n../../etc/passwd,male\nmissing.mp4,female\n"
+    )
     (tmp_path / "2026-11-02" / "notes.txt").write_text("hello")
     (tmp_path / "2026-11-02" / "empty.webm").write_bytes(b"")
     result = footage.scan(tmp_path, run_id="t", license="x")
     reasons = sorted(result.quarantine["reason"].to_pylist())
-    assert reasons == sorted(["invalid_annotation", "unreadable_annotation", "missing_media", "unsafe_path",
-                              "missing_media", "unsupported_extension", "empty_file"])
+    assert reasons == sorted(
+        [
+            "invalid_annotation",
+            "unreadable_annotation",
+            "missing_media",
+            "unsafe_path",
+            "missing_media",
+            "unsupported_extension",
+            "empty_file",
+        ]
+    )
     rows = _rows(result)
     a = rows["2026-11-01/cam1/a.mp4"]
     assert a["arousal"] is None and a["gender"] == "female"  # bad field left empty, good field kept

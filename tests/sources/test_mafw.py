@@ -1,12 +1,35 @@
 """MAFW: protocol splits, GBK captions, compound labels, spreadsheet ids without an assumed order, bad input."""
 
 import pytest
+from tests.corpora import MAFW_CLASSES, make_mafw
 
 from emopipe import schemas
 from emopipe.sources import mafw, protocol
-from tests.corpora import MAFW_CLASSES, make_mafw
 
-IDS = [19, 25, 27, 103, 350, 903, 1204, 3414, 5000, 7021, 8812, 9000, 12000, 15003, 20098, 20097, 17, 18, 44, 45, 46, 47]
+IDS = [
+    19,
+    25,
+    27,
+    103,
+    350,
+    903,
+    1204,
+    3414,
+    5000,
+    7021,
+    8812,
+    9000,
+    12000,
+    15003,
+    20098,
+    20097,
+    17,
+    18,
+    44,
+    45,
+    46,
+    47,
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +101,17 @@ def test_bad_lines_paths_and_files(tmp_path):
     clip_media(root / "data" / "clips" / "60000.mp4", seed=6)  # in no split file
     result = mafw.scan(root, run_id="t")
     reasons = sorted(result.quarantine["reason"].to_pylist())
-    assert reasons == sorted(["unknown_label", "unsafe_path", "unsafe_path", "malformed_row", "missing_media",
-                              "unsupported_extension", "empty_file"])
+    assert reasons == sorted(
+        [
+            "unknown_label",
+            "unsafe_path",
+            "unsafe_path",
+            "malformed_row",
+            "missing_media",
+            "unsupported_extension",
+            "empty_file",
+        ]
+    )
     rows = {r["native_id"]: r for r in result.clips.to_pylist()}
     assert rows["60000"]["label"] is None and rows["60000"]["folds"] is None
     assert len(rows) == len(IDS) + 1
