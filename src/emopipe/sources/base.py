@@ -61,3 +61,22 @@ def walk_files(root: pathlib.Path) -> Iterator[pathlib.Path]:
             continue
         if path.is_file():
             yield path
+
+
+def location_path(where: str) -> str:
+    """The file part of a `path:line` location (a path may itself contain ':')."""
+    head, sep, tail = where.rpartition(":")
+    return head if sep and tail.isdigit() else where
+
+
+def finish_scan(
+    corpus: str, root: pathlib.Path, rows: list[dict[str, Any]], problems: list[tuple[str, InvalidInput]], run_id: str
+) -> ScanResult:
+    """Conform a reader's clip rows and problems (location, InvalidInput) into a ScanResult, with one log line."""
+    import logging
+
+    quarantine = [quarantine_row(location_path(where), corpus, "ingest", err, run_id) for where, err in problems]
+    logging.getLogger(f"emopipe.sources.{corpus}").info(
+        "%s scan of %s: %d clips (%d labelled), %d quarantined", corpus, root, len(rows),
+        sum(1 for r in rows if r.get("label")), len(quarantine))  # fmt: skip
+    return ScanResult(schemas.from_rows(rows, schemas.CLIPS), schemas.from_rows(quarantine, schemas.QUARANTINE))

@@ -21,7 +21,7 @@ import re
 
 from emopipe import schemas
 from emopipe.sources import protocol
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, quarantine_row, sha256_file
+from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, finish_scan, sha256_file
 from emopipe.sources.text import read_lines
 
 log = logging.getLogger(__name__)
@@ -254,12 +254,4 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
         )
         if progress:
             progress(1)
-    quarantine = [quarantine_row(where.split(":")[0], CORPUS, "ingest", err, run_id) for where, err in problems]
-    log.info(
-        "dfew scan of %s: %d clips (%d single-labelled), %d quarantined",
-        root,
-        len(rows),
-        sum(1 for r in rows if r["label"]),
-        len(quarantine),
-    )
-    return ScanResult(schemas.from_rows(rows, schemas.CLIPS), schemas.from_rows(quarantine, schemas.QUARANTINE))
+    return finish_scan(CORPUS, root, rows, problems, run_id)

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from emopipe import schemas
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, quarantine_row, sha256_file
+from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, finish_scan, sha256_file
 from emopipe.sources.text import inside, safe_relpath
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,4 @@ def scan(
     for media in sorted(set(notes) - known):
         if not (root / media).exists():
             problems.append((media, InvalidInput("missing_media", f"annotated clip {media} is not on disk")))
-    quarantine = [quarantine_row(where, CORPUS, "ingest", err, run_id) for where, err in problems]
-    log.info("footage scan of %s: %d clips, %d quarantined", root, len(rows), len(quarantine))
-    return ScanResult(schemas.from_rows(rows, schemas.CLIPS), schemas.from_rows(quarantine, schemas.QUARANTINE))
+    return finish_scan(CORPUS, root, rows, problems, run_id)
