@@ -124,3 +124,15 @@ def test_unreadable_spreadsheet_is_quarantined_and_the_rest_goes_on(tmp_path):
     result = mafw.scan(root, run_id="t")
     assert result.quarantine["reason"].to_pylist() == ["unreadable_annotation"]
     assert result.clips.num_rows == len(IDS) and all(result.clips["label"].to_pylist())
+
+
+def test_gender_file_is_read_as_estimated_and_odd_lines_are_quarantined(tmp_path):
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS)
+    (root / "Labels" / "gender.txt").write_text("00019.mp4 Male\n00025\tfemale\n00027 both\n00103\n")
+    result = mafw.scan(root, run_id="t")
+    rows = {r["native_id"]: r for r in result.clips.to_pylist()}
+    assert (rows["00019"]["gender"], rows["00019"]["gender_source"]) == ("male", "estimated")
+    assert (rows["00025"]["gender"], rows["00025"]["gender_source"]) == ("female", "estimated")
+    assert rows["00027"]["gender"] is None and rows["00103"]["gender_source"] is None
+    assert sorted(result.quarantine["reason"].to_pylist()) == ["malformed_row", "unknown_label"]

@@ -9,6 +9,10 @@
 - Spreadsheet `Labels/single-set.xlsx`: a title row, column 0 `xxxxx.mp4`, column 1 a 1-based label id (comma-joined
   for multi-label clips). MAFW's numeric class order differs between repositories, so ids are never mapped by an
   assumed order: each id is mapped to the class the split files give the same clips (>= 90 % agreement).
+- Gender: MAFW's automatic labels include gender, produced by a model, so it is recorded with
+  `gender_source = estimated`. The file's exact layout is not documented publicly; any `*gender*.txt` under the
+  root is read as lines `<clip id>[.mp4] <gender word>` (male/female/man/woman/m/f, whitespace, comma or tab
+  separated). Lines of any other form are quarantined, never guessed.
 """
 
 from __future__ import annotations
@@ -138,6 +142,43 @@ def read_spreadsheet(
     return out, problems
 
 
+GENDER_WORDS = {"male": "male", "man": "male", "m": "male", "female": "female", "woman": "female", "f": "female"}
+
+
+def read_gender(root: pathlib.Path) -> tuple[dict[str, str], list[tuple[str, InvalidInput]]]:
+    """clip -> male/female from every `*gender*.txt` under the root (see the module docstring)."""
+    out: dict[str, str] = {}
+    problems: list[tuple[str, InvalidInput]] = []
+    for path in sorted(p for p in root.rglob("*gender*.txt") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        for item in read_lines(path):
+            if isinstance(item, InvalidInput):
+                problems.append((rel, InvalidInput(item.reason, f"{rel} {item.detail}")))
+                continue
+            where = f"{rel}:{item.number}"
+            fields = [f for f in re.split(r"[\s,]+", item.text) if f]
+            try:
+                if len(fields) != 2:
+                    raise InvalidInput("malformed_row", f"{where}: expected '<clip id> <gender>', got {item.text!r}")
+                clip = native_id(fields[0])
+                if fields[1].lower() not in GENDER_WORDS:
+                    raise InvalidInput(
+                        "unknown_label", f"{where}: gender {fields[1]!r} is not one of {sorted(GENDER_WORDS)}"
+                    )
+            except InvalidInput as err:
+                problems.append(
+                    (
+                        where,
+                        InvalidInput(
+                            err.reason, err.detail if err.detail.startswith(rel) else f"{where}: {err.detail}"
+                        ),
+                    )
+                )
+                continue
+            out[clip] = GENDER_WORDS[fields[1].lower()]
+    return out, problems
+
+
 def map_ids(sheet: dict[str, list[int]], labels: dict[str, str | None]) -> dict[int, str]:
     """Learn id -> class from clips that carry exactly one id in the sheet and one label in the split files."""
     pairs: dict[int, Counter[str]] = defaultdict(Counter)
@@ -183,6 +224,8 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
         sheet, bad = read_spreadsheet(root / "Labels" / "single-set.xlsx", root)
         problems += bad
     id_map = map_ids(sheet, folds.labels)
+    genders, bad = read_gender(root)
+    problems += bad
     for clip, ids in sorted(sheet.items()):
         if unknown := [i for i in ids if i not in id_map]:
             problems.append(
@@ -251,6 +294,8 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
                 "compound_labels": comp,
                 "description": zh_en[1] if zh_en and len(zh_en) == 2 and zh_en[1] else None,
                 "native_fields": native_fields or None,
+                "gender": genders.get(clip),
+                "gender_source": "estimated" if clip in genders else None,
                 "license": tax.license(CORPUS),
             }
         )
