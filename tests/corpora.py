@@ -161,3 +161,64 @@ def make_footage(root: pathlib.Path) -> dict:
         "path,gender,arousal,emotions,speaker\nb.mkv,male,3,happy,spk-2\n"
     )
     return {"a": a}
+
+
+def index_frames(n: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """n frames whose grey level encodes their index (frame i is 8*i + 4 everywhere), to check which were read."""
+    w, h = size
+    return np.stack([np.full((h, w, 3), 8 * i + 4, dtype=np.uint8) for i in range(n)])
+
+
+def face_frames(n: int = 12, size: tuple[int, int] = (192, 144)) -> np.ndarray:
+    """n frames panning slowly across scikit-image's astronaut photograph (a real face), resized to `size`."""
+    import cv2
+    from skimage import data
+
+    photo = data.astronaut()  # 512x512 RGB; the face is around x 150-230, y 70-170
+    frames = []
+    for i in range(n):
+        x0 = 40 + 4 * i
+        window = photo[20 : 20 + 300, x0 : x0 + 400]
+        frames.append(cv2.resize(window, size, interpolation=cv2.INTER_AREA))
+    return np.stack(frames)
+
+
+def tone(seconds: float, hz: float = 440.0, rate: int = 48_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def broken_audio_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pathlib.Path:
+    """A Matroska file with a good H.264 track and an AAC track whose packets are random bytes."""
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        aac = out.add_stream("aac", rate=48_000, layout="mono")
+        for img in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(video.encode(None))
+        rng = np.random.default_rng(0)
+        for i in range(40):
+            packet = av.Packet(rng.integers(0, 256, 300, dtype=np.uint8).tobytes())
+            packet.stream, packet.pts, packet.dts = aac, i * 1024, i * 1024
+            out.mux(packet)
+    return path
+
+
+def truncated_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pathlib.Path:
+    """An MP4 with its index up front (faststart), cut in half: it opens, then decoding fails half-way."""
+    import av
+
+    full = path.with_name(path.name + ".full")
+    with av.open(str(full), mode="w", format="mp4", options={"movflags": "faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for img in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(video.encode(None))
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: len(data) // 2])
+    return path

@@ -120,6 +120,56 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class ExtractConfig:
+    """The `extract_features:` section.
+
+    Args:
+        ray_address: None runs a local Ray instance; otherwise a cluster address passed to `ray.init`.
+        num_workers: size of the Ray actor pool (one decoder and one face detector per actor).
+        batch_size: clips per actor call.
+        num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
+        num_gpus: GPUs per actor: "auto" asks for one when the cluster has a GPU per actor (a share when it
+            has fewer), 0 never; a number is passed to Ray as is.
+        n_frames: frames sampled uniformly per clip.
+        frame_size: shorter side of the sampled frames, in pixels (resized at decode, aspect kept).
+        crop_size: side of the square aligned face crops.
+        keep_frames: store the sampled frames (JPEG) as well as the face crops.
+        jpeg_quality: JPEG quality of stored frames and crops.
+        face_detector: mtcnn (weights from the facenet-pytorch wheel, or face_weights) or haar (OpenCV).
+        face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
+        min_face_size: smallest face searched for, in stored-frame pixels.
+        audio: extract 16 kHz audio, log-mel and eGeMAPS.
+    """
+
+    ray_address: str | None = None
+    num_workers: int = 2
+    batch_size: int = 8
+    num_cpus: int | None = None
+    num_gpus: float | str = "auto"
+    n_frames: int = 16
+    frame_size: int = 224
+    crop_size: int = 112
+    keep_frames: bool = True
+    jpeg_quality: int = 90
+    face_detector: str = "mtcnn"
+    face_weights: str | None = None
+    min_face_size: int = 20
+    audio: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.batch_size < 1 or self.n_frames < 1:
+            raise ValueError("extract_features: num_workers, batch_size and n_frames must be >= 1")
+        if self.frame_size < 32 or self.crop_size < 16:
+            raise ValueError("extract_features: frame_size must be >= 32 and crop_size >= 16")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("extract_features.jpeg_quality must be 1..100")
+        if self.face_detector not in {"mtcnn", "haar"}:
+            raise ValueError(f"extract_features.face_detector must be mtcnn or haar, got {self.face_detector!r}")
+        if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
+            raise ValueError(f"extract_features.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
+
+
+@dataclass(frozen=True)
 class Levels:
     """A threshold with a blocking and a warning level."""
 
@@ -140,6 +190,8 @@ class ValidateConfig:
         min_class_share: share of the smallest class (0..1).
         max_imbalance_ratio: largest class count / smallest class count.
         min_group_share: share of the smallest gender group (0..1).
+        min_extract_ok_share: share of clips that must extract without an error (0..1).
+        min_mean_face_share: mean share of sampled frames with a face (0..1); low means the detector misses faces.
     """
 
     min_clips: int = 10
@@ -150,11 +202,13 @@ class ValidateConfig:
     min_class_share: Levels = Levels(blocking=0.01, warning=0.05)
     max_imbalance_ratio: Levels = Levels(blocking=50.0, warning=10.0)
     min_group_share: Levels = Levels(blocking=0.10, warning=0.30)
+    min_extract_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
+    min_mean_face_share: Levels = Levels(blocking=0.0, warning=0.5)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_duration_s < self.max_duration_s or not 0 < self.min_fps < self.max_fps:
             raise ValueError("validate: need 0 < min_duration_s < max_duration_s and 0 < min_fps < max_fps")
-        for name in ("min_class_share", "min_group_share"):
+        for name in ("min_class_share", "min_group_share", "min_extract_ok_share", "min_mean_face_share"):
             lv = getattr(self, name)
             if not 0 <= lv.blocking <= lv.warning <= 1:
                 raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
@@ -189,6 +243,7 @@ class Params:
         work_dir: where runs, the demo corpus and Great Expectations files are written.
         ingest: the `ingest:` section.
         probe_clips: the `probe_clips:` section.
+        extract_features: the `extract_features:` section.
         validate: the `validate:` section.
         publish: the `publish:` section.
         source: the params.yaml this came from (None when built in code).
@@ -197,6 +252,7 @@ class Params:
     work_dir: pathlib.Path = pathlib.Path("work")
     ingest: IngestConfig = field(default_factory=IngestConfig)
     probe_clips: ProbeConfig = field(default_factory=ProbeConfig)
+    extract_features: ExtractConfig = field(default_factory=ExtractConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     source: pathlib.Path | None = None
@@ -250,7 +306,7 @@ def _only(cls: type, body: dict[str, Any], name: str) -> None:
 def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     """Build Params from a parsed params.yaml whose relative paths are relative to `base`."""
     raw = raw or {}
-    if unknown := sorted(set(raw) - {"work_dir", "ingest", "probe_clips", "validate", "publish"}):
+    if unknown := sorted(set(raw) - {"work_dir", "ingest", "probe_clips", "extract_features", "validate", "publish"}):
         raise ValueError(f"params: unknown sections {unknown}")
 
     def path(value: Any) -> pathlib.Path | None:
@@ -276,10 +332,21 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     probe = _section(raw, "probe_clips")
     _only(ProbeConfig, probe, "probe_clips")
 
+    extract = _section(raw, "extract_features")
+    _only(ExtractConfig, extract, "extract_features")
+    if extract.get("face_weights"):
+        extract["face_weights"] = str(path(extract["face_weights"]))
+
     val = _section(raw, "validate")
     _only(ValidateConfig, val, "validate")
     defaults = ValidateConfig()
-    for name in ("min_class_share", "max_imbalance_ratio", "min_group_share"):
+    for name in (
+        "min_class_share",
+        "max_imbalance_ratio",
+        "min_group_share",
+        "min_extract_ok_share",
+        "min_mean_face_share",
+    ):
         val[name] = _levels(val.get(name), getattr(defaults, name), name)
 
     pub = _section(raw, "publish")
@@ -296,6 +363,7 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
         work_dir=path(raw.get("work_dir", "work")),
         ingest=ingest,
         probe_clips=ProbeConfig(**probe),
+        extract_features=ExtractConfig(**extract),
         validate=ValidateConfig(**val),
         publish=publish,
     )

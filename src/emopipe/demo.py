@@ -2,13 +2,16 @@
 
 `Actor_01` … `Actor_NN` folders hold `01-01-EE-II-01-01-AA.mp4` (H.264 video + AAC audio, full-AV speech)
 and, when asked, the matching audio-only `03-01-EE-II-01-01-AA.wav` (16-bit PCM). Each actor records every
-one of the eight emotions once (strong intensity except neutral, which has no strong take). The picture is
-a synthetic moving scene and the sound a tone whose pitch depends on the emotion: real streams that real
-decoders read, not real people. With `faults`, four broken inputs are added so the quarantine is exercised.
+one of the eight emotions once (strong intensity except neutral, which has no strong take). The picture pans
+across one public-domain photograph of a face (scikit-image's astronaut), tinted per actor and emotion, and the
+sound is a tone whose pitch depends on the emotion: real streams that real decoders and face detectors read,
+but one face for every "actor" and no acted emotion. With `faults`, four broken inputs are added so the
+quarantine is exercised.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import wave
@@ -23,19 +26,37 @@ AUDIO_RATE = 48_000  # RAVDESS ships 48 kHz audio
 _PITCH = {1: 220.0, 2: 247.0, 3: 294.0, 4: 330.0, 5: 370.0, 6: 415.0, 7: 440.0, 8: 494.0}
 
 
+@functools.cache
+def _face_photo() -> np.ndarray | None:
+    """A real photograph with a face (scikit-image's astronaut, public domain), when scikit-image is installed."""
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    return data.astronaut()
+
+
 def _frames(cfg: DemoConfig, actor: int, emotion: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, h, w, 3) uint8: a disc that moves across a background whose colour depends on actor and emotion."""
+    """(n, h, w, 3) uint8: a slow pan across a photograph of a face, tinted by actor and emotion.
+
+    Without scikit-image, a disc moving across a coloured background stands in for the face.
+    """
     n = max(1, round(cfg.seconds * cfg.fps))
-    yy, xx = np.mgrid[0 : cfg.height, 0 : cfg.width]
-    base = np.array([40 + 8 * actor, 30 * emotion % 255, 200 - 6 * actor], dtype=np.float32)
+    tint = np.array([0.85 + 0.006 * actor, 0.8 + 0.025 * emotion, 1.0 - 0.006 * actor], dtype=np.float32)
     noise = rng.integers(0, 12, size=(cfg.height, cfg.width, 1), dtype=np.uint8)
     out = np.empty((n, cfg.height, cfg.width, 3), dtype=np.uint8)
+    photo = _face_photo()
+    yy, xx = np.mgrid[0 : cfg.height, 0 : cfg.width]
     for i in range(n):
-        cx = cfg.width * (0.25 + 0.5 * i / max(1, n - 1))
-        cy = cfg.height / 2 + cfg.height / 8 * np.sin(2 * np.pi * i / n)
-        disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(cfg.width, cfg.height) / 4) ** 2
-        img = np.broadcast_to(base, (cfg.height, cfg.width, 3)).copy()
-        img[disc] = (230, 190, 160)
+        if photo is not None:  # a 400x300 window (4:3) panning right, sampled to the frame size
+            x0 = 30 + round(40 * i / max(1, n - 1))
+            img = photo[20 + yy * 300 // cfg.height, x0 + xx * 400 // cfg.width].astype(np.float32) * tint
+        else:
+            cx = cfg.width * (0.25 + 0.5 * i / max(1, n - 1))
+            cy = cfg.height / 2 + cfg.height / 8 * np.sin(2 * np.pi * i / n)
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(cfg.width, cfg.height) / 4) ** 2
+            img = np.broadcast_to(tint * 160, (cfg.height, cfg.width, 3)).copy()
+            img[disc] = (230, 190, 160)
         out[i] = np.clip(img + noise, 0, 255).astype(np.uint8)
     return out
 
