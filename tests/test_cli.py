@@ -51,7 +51,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, capsys):
 
 @pytest.mark.ray
 def test_ingest_validate_publish_in_order(tiny_corpus, tmp_path):
-    """The full path on the command line, in a subprocess: Ray probe, gate, DVC version, listing."""
+    """The full path on the command line, in a subprocess: Ray probe, Ray extraction, gate, DVC version, listing."""
     params = str(write_params(tmp_path / "cfg"))
     env = dict(os.environ)
 
@@ -68,6 +68,9 @@ def test_ingest_validate_publish_in_order(tiny_corpus, tmp_path):
     ingest = run("ingest", "ravdess", str(tiny_corpus), "--out", str(tmp_path / "ds"))
     assert ingest.returncode == 0, ingest.stderr[-2000:]
     assert "4 quarantined" in ingest.stdout and "unreadable_media" in ingest.stdout
+    extract = run("extract", str(tmp_path / "ds"), "--out", str(tmp_path / "ds"))
+    assert extract.returncode == 0, extract.stderr[-2000:]
+    assert f"{ingest.stdout.split()[0]} clips" in extract.stdout and "errors: 0" in extract.stdout
     assert run("validate", str(tmp_path / "ds")).returncode == 0
     publish = run("publish", str(tmp_path / "ds"))
     assert publish.returncode == 0 and "published v1" in publish.stdout

@@ -1,5 +1,5 @@
-"""dvc.yaml: `dvc repro` runs ingest -> probe_clips -> validate with the real CLI and Ray job, and skips what
-did not change."""
+"""dvc.yaml: `dvc repro` runs ingest -> probe_clips -> extract_features -> validate with the real CLI and Ray
+jobs, and skips what did not change."""
 
 import os
 import pathlib
@@ -47,4 +47,5 @@ def test_dvc_repro_runs_the_stages_and_skips_unchanged_ones(tmp_path):
     out = second.stdout + second.stderr
     assert "Running stage 'ingest'" in out  # always re-scans the corpus
     assert "Stage 'probe_clips' didn't change, skipping" in out
+    assert "Stage 'extract_features' didn't change, skipping" in out
     assert "Stage 'validate' didn't change, skipping" in out

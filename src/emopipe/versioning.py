@@ -26,11 +26,11 @@ import emopipe
 from emopipe import io, schemas
 from emopipe.config import Params, PublishConfig
 from emopipe.pipelines.stage_dir import StageDir
-from emopipe.quality.validate import dataset_digest, load_result
+from emopipe.quality.validate import dataset_digest, features_extraction, load_result
 
 log = logging.getLogger(__name__)
 
-DATASET_FILES = ("clips.parquet", "quarantine.parquet", "validation.json", "reports")
+DATASET_FILES = ("clips.parquet", "quarantine.parquet", "features.parquet", "validation.json", "reports")
 
 
 class PublishRefused(RuntimeError):
@@ -151,7 +151,8 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
     if not gate.success:
         raise PublishRefused("the quality gate failed; nothing published.\n" + gate.summary())
     clips, quarantine = folder.clips(), folder.quarantine()
-    digest = dataset_digest(clips, quarantine)
+    extraction = features_extraction(folder.path)
+    digest = dataset_digest(clips, quarantine, extraction)
     if digest != gate.dataset_digest:
         raise PublishRefused(
             f"{folder.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})"
@@ -174,12 +175,17 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "code_version": code_version(),
             "dataset_digest": digest,
-            "schemas": {t: schemas.load_schema(t).metadata[b"version"].decode() for t in ("clips", "quarantine")},
+            "schemas": {
+                t: schemas.load_schema(t).metadata[b"version"].decode() for t in ("clips", "quarantine", "features")
+            },
             "source": {
                 **folder.source(),
                 "n_clips": clips.num_rows,
                 "n_quarantined": quarantine.num_rows,
                 "media_sha256_digest": _source_checksum(clips["sha256"].to_pylist()),
+            },
+            "stages": {
+                "extractor_versions": sorted(set(extraction["extractor_version"].to_pylist())) if extraction else [],
             },
             "gate": {"success": gate.success, "warnings": gate.warnings, "suites": gate.suites},
             "params": params.to_dict(),

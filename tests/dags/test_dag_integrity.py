@@ -39,7 +39,8 @@ def test_refresh_dag_shape():
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert order == {
         "ingest": ["probe_clips"],
-        "probe_clips": ["validate"],
+        "probe_clips": ["extract_features"],
+        "extract_features": ["validate"],
         "validate": ["publish"],
         "publish": ["report"],
         "report": [],

@@ -62,7 +62,10 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     versioning.dvc(clone, "pull", "-q")
     published = params.publish.data_repo / "dataset"
     files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
-    assert pathlib.Path("clips.parquet") in files and len(files) >= 6
+    assert {pathlib.Path("clips.parquet"), pathlib.Path("features.parquet")} <= set(files) and len(files) >= 7
+    extraction = report["extraction"]
+    assert extraction["n_extracted"] == extraction["n_clips"] == report["clips"]
+    assert extraction["mean_face_share"] > 0.5  # the demo pans over a photograph of a face
     for rel in files:
         assert _sha(clone / "dataset" / rel) == _sha(published / rel), rel
 
@@ -71,6 +74,8 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     report = _report(params)
     assert report["outcome"] == "unchanged", proc.stdout[-3000:]
     assert versioning.versions(params.publish.data_repo, "v") == ["v1"]
+    assert report["extraction"]["n_extracted"] == 0  # every clip's features came from the first run
+    assert report["extraction"]["n_reused"] == report["clips"]
 
 
 def test_gate_failure_stops_the_dag_and_publishes_nothing(airflow_db, tiny_corpus, tmp_path):

@@ -58,6 +58,29 @@ def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
     return str(out)
 
 
+def previous_features(params: Params) -> pathlib.Path | None:
+    """The features.parquet of the last run whose extraction finished (its rows are reused), if any."""
+    pointer = params.work_dir / "runs" / "FEATURES.json"
+    if not pointer.is_file():
+        return None
+    path = pathlib.Path(io.read_json(pointer)["features"])
+    return path if path.is_file() else None
+
+
+def extract_features(params_file: str | None, run_id: str, probe_dir: str) -> str:
+    """Extract frames, faces and audio features as a Ray job, reusing the last run's rows for unchanged clips."""
+    from emopipe.orchestration import submit_ray_job
+
+    params = load(params_file)
+    out = params.run_dir(run_id) / "extract_features"
+    args = {"params": str(params_path(params_file)), "input": probe_dir, "output": str(out), "run_id": run_id}
+    if (prev := previous_features(params)) is not None and prev.parent != out:
+        args["previous"] = str(prev)
+    submit_ray_job("extract_features", args, params.work_dir)
+    io.write_json(params.work_dir / "runs" / "FEATURES.json", {"features": str(out / "features.parquet")})
+    return str(out)
+
+
 def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
     """Run the Great Expectations gate; raise GateFailed (after writing validation.json) when it blocks."""
     from emopipe.quality import validate as gate
@@ -95,8 +118,13 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     params = load(params_file)
     run_dir = params.run_dir(run_id)
     rep: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "params_file": str(params_path(params_file))}
-    stage = (
-        run_dir / "probe_clips" if (run_dir / "probe_clips" / "quarantine.parquet").exists() else run_dir / "ingest"
+    stage = next(
+        (
+            run_dir / name
+            for name in ("extract_features", "probe_clips")
+            if (run_dir / name / "quarantine.parquet").exists()
+        ),
+        run_dir / "ingest",
     )
     if (stage / "clips.parquet").exists():
         from emopipe.pipelines.stage_dir import StageDir
@@ -118,6 +146,8 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         rep["quarantined"] = len(quarantine)
         rep["quarantine_by_reason"] = dict(Counter(q["reason"] for q in quarantine))
         rep["quarantine"] = [f"{q['corpus']}/{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
+    if (run_dir / "extract_features" / "extract.json").exists():
+        rep["extraction"] = io.read_json(run_dir / "extract_features" / "extract.json")
     if (run_dir / "validate" / "validation.json").exists():
         from emopipe.quality.validate import load_result
 
@@ -169,6 +199,12 @@ def render_report(rep: dict[str, Any]) -> str:
                 f"{facts['clips_in_exactly_one_test_fold']}/{facts['clips_with_folds']}; "
                 f"train/test overlaps: {facts['train_test_overlaps']}"
             )
+    if ext := rep.get("extraction"):
+        lines.append(
+            f"- features: {ext['n_clips']} clips ({ext['n_extracted']} extracted, {ext['n_reused']} reused from the "
+            f"last run), extractor {ext['extractor_version']}, errors {ext['errors'] or 'none'}, "
+            f"mean face share {ext['mean_face_share']}, {ext['bytes_per_clip']} bytes per clip"
+        )
     if gate := rep.get("gate"):
         lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]

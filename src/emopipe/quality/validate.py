@@ -24,8 +24,9 @@ from emopipe.stages import balance
 
 log = logging.getLogger(__name__)
 
-TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates")
+TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates", "extraction")
 METRICS = TABLES[1:]
+FEATURES_FILE = "features.parquet"
 MAX_LISTED = 5
 
 
@@ -58,12 +59,38 @@ class GateResult:
         return cls(**data)
 
 
-def dataset_digest(clips: pa.Table, quarantine: pa.Table) -> str:
-    """Content hash of a dataset, independent of which run produced it (quarantine run ids are left out)."""
+def dataset_digest(clips: pa.Table, quarantine: pa.Table, extraction: pa.Table | None = None) -> str:
+    """Content hash of a dataset, independent of which run produced it (quarantine run ids are left out).
+
+    Features enter through the extraction table: which clips have rows, from which extractor version, with
+    which errors. Given the clips' sha256 (in the clips digest) and the extractor version, the rows are fixed.
+    """
     h = hashlib.sha256()
     h.update(io.table_digest(clips).encode())
     h.update(io.table_digest(quarantine.drop_columns(["run_id"])).encode())
+    if extraction is not None:
+        h.update(io.table_digest(extraction).encode())
     return h.hexdigest()
+
+
+def features_extraction(folder: pathlib.Path) -> pa.Table | None:
+    """The extraction table of a folder's features.parquet, None when the folder has no features."""
+    from emopipe.stages.extract import extraction_table
+
+    path = pathlib.Path(folder) / FEATURES_FILE
+    return extraction_table(path) if path.is_file() else None
+
+
+def _coverage(clips: pa.Table, extraction: pa.Table) -> str | None:
+    """A blocking message when features and clips do not cover the same clips, else None."""
+    have, want = set(extraction["clip_id"].to_pylist()), set(clips["clip_id"].to_pylist())
+    if have == want:
+        return None
+    missing, extra = sorted(want - have), sorted(have - want)
+    return (
+        f"features: {len(missing)} clips without a features row {missing[:MAX_LISTED]}, "
+        f"{len(extra)} features rows without a clip {extra[:MAX_LISTED]}"
+    )
 
 
 def metric_tables(clips: pa.Table) -> dict[str, pa.Table]:
@@ -165,24 +192,31 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
     src, dst = StageDir(pathlib.Path(in_dir)), StageDir(pathlib.Path(out_dir))
     raw_clips = pq.read_table(src.clips_path)  # as on disk: the gate checks the declared types itself
     quarantine = src.quarantine()
+    extraction = features_extraction(src.path)
+    errors = []
     try:
         clips = schemas.conform(raw_clips, schemas.CLIPS)
         tables = {"clips": raw_clips, **metric_tables(clips)}
     except schemas.SchemaError as err:
         clips, tables = None, {"clips": raw_clips}
-        schema_error = f"clips: does not match schemas/clips.yaml: {err}"
-    else:
-        schema_error = None
+        errors.append(f"clips: does not match schemas/clips.yaml: {err}")
+    if extraction is not None:
+        tables["extraction"] = extraction
+        if clips is not None and (gap := _coverage(clips, extraction)):
+            errors.append(gap)
     result = validate_tables(tables, params, run_name=run_id)
-    if schema_error:
-        result.blocking_failures.insert(0, schema_error)
+    if errors:
+        result.blocking_failures[:0] = errors
         result.success = False
     if clips is not None:
-        result.dataset_digest = dataset_digest(clips, quarantine)
+        result.dataset_digest = dataset_digest(clips, quarantine, extraction)
         dst.write(clips, quarantine, src.source())
+        if extraction is not None and src.path.resolve() != dst.path.resolve():
+            _link_or_copy(src.path / FEATURES_FILE, dst.path / FEATURES_FILE)
         reports = dst.path / "reports"
         for name in METRICS:
-            io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
+            if name in tables:
+                io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
         io.write_json(reports / "balance.json", balance_metrics(tables))
     elif src.path != dst.path:
         dst.path.mkdir(parents=True, exist_ok=True)
@@ -190,6 +224,15 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
     io.write_json(dst.path / "validation.json", result.to_dict())
     (log.info if result.success else log.error)("%s", result.summary())
     return result
+
+
+def _link_or_copy(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Hard-link a large file into the validated folder (same bytes, no copy); copy across file systems."""
+    dst.unlink(missing_ok=True)
+    try:
+        dst.hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def balance_metrics(tables: dict[str, pa.Table]) -> dict[str, Any]:

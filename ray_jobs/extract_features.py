@@ -1,0 +1,24 @@
+"""Extract sampled frames, faces and audio features for every clip on a Ray actor pool (incremental).
+
+Local:   python ray_jobs/extract_features.py --params params.yaml --input DIR/probe --output DIR/extract --run-id ID
+Cluster: set extract_features.ray_address in params.yaml (the driver joins the cluster); the corpus roots and
+         DIR must be on storage every node can read. --previous names an earlier features.parquet to reuse.
+"""
+
+import argparse
+import logging
+
+from emopipe.config import load_params
+from emopipe.pipelines import extract_features
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--input", required=True, help="folder with clips.parquet from probe_clips")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--previous", default=None, help="features.parquet of an earlier run to reuse rows from")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_params(args.params).extract_features
+    extract_features.run(cfg, args.input, args.output, args.run_id, previous=args.previous)
