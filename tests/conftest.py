@@ -26,7 +26,7 @@ os.environ["DVC_SITE_CACHE_DIR"] = str(_STATE / "dvc-site")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ.pop("EMOPIPE_PARAMS", None)
 
-TINY_DEMO = {"actors": 2, "seconds": 0.6, "width": 64, "height": 48, "fps": 10, "audio_only": True, "faults": True}
+TINY_DEMO = {"actors": 2, "seconds": 0.6, "width": 96, "height": 72, "fps": 10, "audio_only": True, "faults": True}
 
 
 def write_params(folder: pathlib.Path, **sections) -> pathlib.Path:
