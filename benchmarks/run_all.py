@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks reuse the test-corpus generators in tests/corpora.py
 
 
 def main() -> int:

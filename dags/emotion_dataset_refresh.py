@@ -1,4 +1,5 @@
-"""Refresh the emotion dataset: ingest -> probe_clips -> extract_features (Ray jobs) -> validate (GX) -> publish (DVC).
+"""Refresh the emotion dataset: ingest -> probe_clips -> extract_features -> label_clips (Ray jobs) -> validate (GX)
+-> publish (DVC).
 
 Runs daily and on demand, one run at a time. Trigger with `{"params_file": "/path/params.yaml"}` to use
 another configuration (default: EMOPIPE_PARAMS, else the repo's params.yaml). A blocking quality failure
@@ -41,6 +42,12 @@ def emotion_dataset_refresh():
         return refresh.extract_features(params["params_file"], run_id, probe_dir)
 
     @task
+    def label_clips(extract_dir: str, params=None, run_id=None) -> str:
+        from emopipe.pipelines import refresh
+
+        return refresh.label_clips(params["params_file"], run_id, extract_dir)
+
+    @task
     def validate(probe_dir: str, params=None, run_id=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -69,7 +76,7 @@ def emotion_dataset_refresh():
             raise AirflowFailException(f"run {run_id} did not publish ({rep['outcome']}):\n{summary}")
         return rep["outcome"]
 
-    published = publish(validate(extract_features(probe_clips(ingest()))))
+    published = publish(validate(label_clips(extract_features(probe_clips(ingest())))))
     published >> report()
 
 

@@ -35,7 +35,8 @@ def write_params(folder: pathlib.Path, **sections) -> pathlib.Path:
         "work_dir": "work",
         "ingest": {"corpus": "ravdess", "root": None, "demo": dict(TINY_DEMO)},
         "probe_clips": {"num_workers": 2, "batch_size": 8, "num_cpus": 2},
-        "extract_features": {"num_workers": 2, "batch_size": 8, "num_cpus": 2, "n_frames": 4, "frame_size": 48},
+        "extract_features": {"num_workers": 2, "batch_size": 8, "num_cpus": 2, "n_frames": 4, "frame_size": 72},
+        "label_clips": {"num_workers": 2, "batch_size": 16, "num_cpus": 2},
         "validate": {"min_clips": 10},
         "publish": {"data_repo": "work/data-repo", "remote": "work/dvc-remote"},
     }

@@ -1,5 +1,5 @@
-"""dvc.yaml: `dvc repro` runs ingest -> probe_clips -> extract_features -> validate with the real CLI and Ray
-jobs, and skips what did not change."""
+"""dvc.yaml: `dvc repro` runs ingest -> probe_clips -> extract_features -> label_clips -> validate with the real
+CLI and Ray jobs, and skips what did not change."""
 
 import os
 import pathlib
@@ -40,7 +40,7 @@ def test_dvc_repro_runs_the_stages_and_skips_unchanged_ones(tmp_path):
     metrics = subprocess.run(
         [*DVC, "metrics", "show", "--json"], cwd=project, capture_output=True, text=True, env=env, check=True
     )
-    assert "imbalance_ratio" in metrics.stdout
+    assert "imbalance_ratio" in metrics.stdout and "uar" in metrics.stdout
 
     second = subprocess.run([*DVC, "repro"], cwd=project, capture_output=True, text=True, env=env, check=False)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -48,4 +48,5 @@ def test_dvc_repro_runs_the_stages_and_skips_unchanged_ones(tmp_path):
     assert "Running stage 'ingest'" in out  # always re-scans the corpus
     assert "Stage 'probe_clips' didn't change, skipping" in out
     assert "Stage 'extract_features' didn't change, skipping" in out
+    assert "Stage 'label_clips' didn't change, skipping" in out
     assert "Stage 'validate' didn't change, skipping" in out

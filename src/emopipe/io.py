@@ -32,6 +32,19 @@ def read_table(path: pathlib.Path, schema: pa.Schema) -> pa.Table:
     return schemas.conform(table, schema)
 
 
+def link_or_copy(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
+    """Hard-link a large file into another stage folder (same bytes, no copy); copy across file systems."""
+    import shutil
+
+    dst = pathlib.Path(dst)
+    dst.unlink(missing_ok=True)
+    try:
+        dst.hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
 def write_json(path: pathlib.Path, data: Any) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

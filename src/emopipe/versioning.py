@@ -26,11 +26,20 @@ import emopipe
 from emopipe import io, schemas
 from emopipe.config import Params, PublishConfig
 from emopipe.pipelines.stage_dir import StageDir
-from emopipe.quality.validate import dataset_digest, features_extraction, load_result
+from emopipe.quality.validate import dataset_digest, features_extraction, label_tables, load_result
 
 log = logging.getLogger(__name__)
 
-DATASET_FILES = ("clips.parquet", "quarantine.parquet", "features.parquet", "validation.json", "reports")
+DATASET_FILES = (
+    "clips.parquet",
+    "quarantine.parquet",
+    "features.parquet",
+    "labels.parquet",
+    "agreement.parquet",
+    "fused_labels.parquet",
+    "validation.json",
+    "reports",
+)
 
 
 class PublishRefused(RuntimeError):
@@ -152,7 +161,8 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
         raise PublishRefused("the quality gate failed; nothing published.\n" + gate.summary())
     clips, quarantine = folder.clips(), folder.quarantine()
     extraction = features_extraction(folder.path)
-    digest = dataset_digest(clips, quarantine, extraction)
+    labelled = label_tables(folder.path)
+    digest = dataset_digest(clips, quarantine, extraction, labelled)
     if digest != gate.dataset_digest:
         raise PublishRefused(
             f"{folder.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})"
@@ -185,7 +195,10 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
                 "media_sha256_digest": _source_checksum(clips["sha256"].to_pylist()),
             },
             "stages": {
-                "extractor_versions": sorted(set(extraction["extractor_version"].to_pylist())) if extraction else [],
+                "extractor_versions": []
+                if extraction is None
+                else sorted(set(extraction["extractor_version"].to_pylist())),
+                "labelers": sorted(set(labelled["labels"]["labeler"].to_pylist())) if "labels" in labelled else [],
             },
             "gate": {"success": gate.success, "warnings": gate.warnings, "suites": gate.suites},
             "params": params.to_dict(),

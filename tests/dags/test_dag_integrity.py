@@ -40,7 +40,8 @@ def test_refresh_dag_shape():
     assert order == {
         "ingest": ["probe_clips"],
         "probe_clips": ["extract_features"],
-        "extract_features": ["validate"],
+        "extract_features": ["label_clips"],
+        "label_clips": ["validate"],
         "validate": ["publish"],
         "publish": ["report"],
         "report": [],

@@ -9,7 +9,7 @@ from emopipe.stages import probe
 def test_probe_av_clip(tiny_corpus):
     out = probe.probe_file(tiny_corpus / "Actor_01" / "01-01-03-02-01-01-01.mp4")
     assert out["has_video"] and out["has_audio"]
-    assert (out["width"], out["height"], out["codec"]) == (64, 48, "h264")
+    assert (out["width"], out["height"], out["codec"]) == (96, 72, "h264")
     assert out["fps"] == pytest.approx(10)
     assert out["n_frames"] == 6
     assert out["duration_s"] == pytest.approx(0.6, abs=0.05)

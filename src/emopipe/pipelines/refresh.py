@@ -81,6 +81,21 @@ def extract_features(params_file: str | None, run_id: str, probe_dir: str) -> st
     return str(out)
 
 
+def label_clips(params_file: str | None, run_id: str, extract_dir: str) -> str:
+    """Label every clip with the configured labelers as a Ray job, reusing the last run's rows for unchanged clips."""
+    from emopipe.orchestration import submit_ray_job
+
+    params = load(params_file)
+    out = params.run_dir(run_id) / "label_clips"
+    args = {"params": str(params_path(params_file)), "input": extract_dir, "output": str(out), "run_id": run_id}
+    pointer = params.work_dir / "runs" / "LABELS.json"
+    if pointer.is_file() and (prev := pathlib.Path(io.read_json(pointer)["labels"])).is_file() and prev.parent != out:
+        args["previous"] = str(prev)
+    submit_ray_job("label_clips", args, params.work_dir)
+    io.write_json(pointer, {"labels": str(out / "labels.parquet")})
+    return str(out)
+
+
 def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
     """Run the Great Expectations gate; raise GateFailed (after writing validation.json) when it blocks."""
     from emopipe.quality import validate as gate
@@ -121,7 +136,7 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     stage = next(
         (
             run_dir / name
-            for name in ("extract_features", "probe_clips")
+            for name in ("label_clips", "extract_features", "probe_clips")
             if (run_dir / name / "quarantine.parquet").exists()
         ),
         run_dir / "ingest",
@@ -148,6 +163,8 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         rep["quarantine"] = [f"{q['corpus']}/{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
     if (run_dir / "extract_features" / "extract.json").exists():
         rep["extraction"] = io.read_json(run_dir / "extract_features" / "extract.json")
+    if (run_dir / "label_clips" / "label.json").exists():
+        rep["labelling"] = io.read_json(run_dir / "label_clips" / "label.json")
     if (run_dir / "validate" / "validation.json").exists():
         from emopipe.quality.validate import load_result
 
@@ -205,6 +222,16 @@ def render_report(rep: dict[str, Any]) -> str:
             f"last run), extractor {ext['extractor_version']}, errors {ext['errors'] or 'none'}, "
             f"mean face share {ext['mean_face_share']}, {ext['bytes_per_clip']} bytes per clip"
         )
+    if lab := rep.get("labelling"):
+        lines.append(
+            f"- labels: {lab['n_rows']} rows from {', '.join(lab['labelers'])} ({lab['n_labelled']} new, "
+            f"{lab['n_reused']} reused); abstained {lab['abstained'] or 'never'}; fused: {lab.get('fusion', {})}"
+        )
+        lines += [
+            f"  - agreement {a['labeler']} on {a['corpus']}: WAR {a['war']:.3f}, UAR {a['uar']:.3f}, "
+            f"kappa {a.get('kappa')}, coverage {a['coverage']:.2f} ({a['n_clips']} human-labelled clips)"
+            for a in lab["agreement"]
+        ]
     if gate := rep.get("gate"):
         lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates", "extraction")
 METRICS = TABLES[1:]
 FEATURES_FILE = "features.parquet"
+# Tables a labelled folder carries; each is gated by its suite in quality/ and published with the dataset.
+LABEL_TABLES = ("labels", "agreement", "fused_labels")
 MAX_LISTED = 5
 
 
@@ -59,7 +61,9 @@ class GateResult:
         return cls(**data)
 
 
-def dataset_digest(clips: pa.Table, quarantine: pa.Table, extraction: pa.Table | None = None) -> str:
+def dataset_digest(
+    clips: pa.Table, quarantine: pa.Table, extraction: pa.Table | None = None, labelled: dict | None = None
+) -> str:
     """Content hash of a dataset, independent of which run produced it (quarantine run ids are left out).
 
     Features enter through the extraction table: which clips have rows, from which extractor version, with
@@ -70,7 +74,14 @@ def dataset_digest(clips: pa.Table, quarantine: pa.Table, extraction: pa.Table |
     h.update(io.table_digest(quarantine.drop_columns(["run_id"])).encode())
     if extraction is not None:
         h.update(io.table_digest(extraction).encode())
+    for name, table in sorted((labelled or {}).items()):
+        h.update(name.encode() + io.table_digest(table).encode())
     return h.hexdigest()
+
+
+def label_tables(folder: pathlib.Path) -> dict[str, pa.Table]:
+    """The labels, agreement and fused_labels tables of a folder, as on disk, for those present."""
+    return {t: pq.read_table(path) for t in LABEL_TABLES if (path := pathlib.Path(folder) / f"{t}.parquet").is_file()}
 
 
 def features_extraction(folder: pathlib.Path) -> pa.Table | None:
@@ -204,15 +215,20 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
         tables["extraction"] = extraction
         if clips is not None and (gap := _coverage(clips, extraction)):
             errors.append(gap)
+    labelled = label_tables(src.path)
+    tables.update(labelled)
     result = validate_tables(tables, params, run_name=run_id)
     if errors:
         result.blocking_failures[:0] = errors
         result.success = False
     if clips is not None:
-        result.dataset_digest = dataset_digest(clips, quarantine, extraction)
+        result.dataset_digest = dataset_digest(clips, quarantine, extraction, labelled)
         dst.write(clips, quarantine, src.source())
-        if extraction is not None and src.path.resolve() != dst.path.resolve():
-            _link_or_copy(src.path / FEATURES_FILE, dst.path / FEATURES_FILE)
+        if src.path.resolve() != dst.path.resolve():
+            for name in [FEATURES_FILE] * (extraction is not None) + [f"{t}.parquet" for t in labelled]:
+                io.link_or_copy(src.path / name, dst.path / name)
+            if (src.path / "reports").is_dir():  # the labelling stage's confusion matrices and metrics
+                shutil.copytree(src.path / "reports", dst.path / "reports", dirs_exist_ok=True)
         reports = dst.path / "reports"
         for name in METRICS:
             if name in tables:
@@ -224,15 +240,6 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
     io.write_json(dst.path / "validation.json", result.to_dict())
     (log.info if result.success else log.error)("%s", result.summary())
     return result
-
-
-def _link_or_copy(src: pathlib.Path, dst: pathlib.Path) -> None:
-    """Hard-link a large file into the validated folder (same bytes, no copy); copy across file systems."""
-    dst.unlink(missing_ok=True)
-    try:
-        dst.hardlink_to(src)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def balance_metrics(tables: dict[str, pa.Table]) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Labelling throughput of the default labeler (FER-2013 mini-Xception on face crops): 1 vs 2 Ray actors.
+
+Builds a features table of `--clips` clips, each with 16 aligned 112x112 face crops of a real photograph
+(as extract_features stores them), then runs the label_clips Ray Data plan over it with 1 and with 2 actors,
+twice each, at two sizes (the table once and `--scale` times) so the pool's fixed cost (starting actors,
+loading the model) is separated from the marginal rate. The in-process baseline is the same LabelWorker
+called on the same batches without Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import tempfile
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emopipe.config import LabelConfig
+
+
+def _features(n: int) -> pa.Table:
+    from tests.corpora import face_frames
+
+    from emopipe.stages.extract import encode_jpeg
+    from emopipe.stages.faces import align_crop, make_detector
+
+    frames = face_frames(16)
+    faces = make_detector("mtcnn").detect(frames)
+    crops = [encode_jpeg(align_crop(f, face, 112), 90) for f, face in zip(frames, faces, strict=True)]
+    return pa.table(
+        {
+            "clip_id": [f"bench:{i:06d}" for i in range(n)],
+            "corpus": ["bench"] * n,
+            "sha256": [f"{i:064x}" for i in range(n)],
+            "face_crops_jpeg": [crops] * n,
+        }
+    )
+
+
+def _ray(cfg: LabelConfig, path: pathlib.Path) -> float:
+    from emopipe.pipelines.label_clips import build
+
+    t = time.perf_counter()
+    n = sum(b.num_rows for b in build(cfg, path).iter_batches(batch_format="pyarrow", batch_size=None))
+    assert n == pq.ParquetFile(path).metadata.num_rows  # noqa: S101 - a run that lost rows measures nothing
+    return time.perf_counter() - t
+
+
+def _inline(cfg: LabelConfig, table: pa.Table) -> float:
+    from emopipe.labelers.base import LabelWorker
+
+    t = time.perf_counter()
+    worker = LabelWorker(cfg, device="cpu")
+    for start in range(0, table.num_rows, cfg.batch_size):
+        worker(table.slice(start, cfg.batch_size))
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--scale", type=int, default=4, help="the large size labels the table this many times")
+    parser.add_argument("--batch-size", type=int, default=LabelConfig.batch_size)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    from emopipe.raycluster import connect
+
+    out: dict = {"clips": args.clips, "scale": args.scale, "crops_per_clip": 16, "batch_size": args.batch_size}
+    with tempfile.TemporaryDirectory(prefix="emopipe-bench-label-") as tmp:
+        os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(pathlib.Path(tmp) / "ray-token"))
+        small = _features(args.clips)
+        large = pa.concat_tables([small] * args.scale)
+        paths = {}
+        for name, table in (("small", small), ("large", large)):
+            paths[name] = pathlib.Path(tmp) / f"{name}.parquet"
+            pq.write_table(table, paths[name], row_group_size=args.batch_size)
+        cfg1 = LabelConfig(num_workers=1, batch_size=args.batch_size)
+        out["inline_clips_per_s"] = round(small.num_rows / _inline(cfg1, small), 2)
+        t = time.perf_counter()
+        with connect(None, 2):
+            out["ray_init_s"] = round(time.perf_counter() - t, 2)
+            for workers in (1, 2):
+                cfg = LabelConfig(num_workers=workers, batch_size=args.batch_size)
+                s, g = _ray(cfg, paths["small"]), _ray(cfg, paths["large"])
+                marginal = (large.num_rows - small.num_rows) / max(g - s, 1e-9)
+                out[f"ray_{workers}_actors"] = {
+                    "small_s": round(s, 2),
+                    "large_s": round(g, 2),
+                    "clips_per_s_large": round(large.num_rows / g, 2),
+                    "marginal_clips_per_s": round(marginal, 2),
+                    "fixed_cost_s": round(max(0.0, s - small.num_rows / marginal), 2),
+                }
+            assert ray.is_initialized()  # noqa: S101
+    one, two = out["ray_1_actors"]["marginal_clips_per_s"], out["ray_2_actors"]["marginal_clips_per_s"]
+    out["speedup_2_vs_1_actors"] = round(two / one, 2)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # for tests/corpora.py
+
+    result = main()
+    here = pathlib.Path(__file__).resolve().parent
+    (here / "results" / "label.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

@@ -1,0 +1,164 @@
+"""The labeler interface, the registry of kinds, and the Ray Data worker that runs every configured labeler.
+
+A labeler turns a batch of features rows (frames, face crops, audio) into one `labels` row per clip. It
+never guesses: a clip it cannot label gets a null label and an `abstain_reason`, an exception inside the
+model becomes `error` on that clip's row.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import importlib
+import json
+import logging
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from emopipe import schemas
+from emopipe.config import LabelConfig, LabelerSpec
+
+log = logging.getLogger(__name__)
+
+LABELS = schemas.load_schema("labels")
+# kind -> "module:class"; imported only when a labeler of that kind is configured
+KINDS = {
+    "fer": "emopipe.labelers.classifiers:FERLabeler",
+    "hf_video": "emopipe.labelers.classifiers:HFVideoLabeler",
+    "hf_audio": "emopipe.labelers.classifiers:HFAudioLabeler",
+    "video_llm": "emopipe.labelers.video_llm:VideoLLMLabeler",
+}
+# features columns each kind reads
+INPUTS = {
+    "fer": ("face_crops_jpeg",),
+    "hf_video": ("frames_jpeg",),
+    "hf_audio": ("audio_pcm16",),
+    "video_llm": ("frames_jpeg", "audio_pcm16"),
+}
+
+
+@dataclass
+class LabelResult:
+    """One clip's label from one labeler (the `labels` columns a labeler fills)."""
+
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    confidence: float | None = None
+    rationale: str | None = None
+    raw_output: str | None = None
+    abstain_reason: str | None = None
+    n_inputs: int | None = None
+    error: str | None = None
+    error_detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def folder_version(path: str | pathlib.Path) -> str:
+    """A short content hash of a model folder's config and weight files: the labeler's version."""
+    digest = hashlib.sha256()
+    for f in sorted(pathlib.Path(path).rglob("*")):
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".model", ".txt"}:
+            digest.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+class Labeler(abc.ABC):
+    """A model that labels clips. Subclasses load their model in `__init__` (once per Ray actor).
+
+    Args:
+        spec: the configured name, kind, model path and label map.
+        device: torch device ("cpu", "cuda").
+    """
+
+    version: str = "0"
+
+    def __init__(self, spec: LabelerSpec, device: str = "cpu") -> None:
+        self.spec, self.device = spec, device
+        self.taxonomy = schemas.taxonomy()
+
+    @property
+    def labeler(self) -> str:
+        return f"{self.spec.name}@{self.version}"
+
+    def to_canonical(self, model_class: str) -> str | None:
+        """A model class name -> canonical class: the configured label_map, else the taxonomy's synonyms."""
+        if self.spec.label_map:
+            return self.spec.label_map.get(model_class)
+        return self.taxonomy.from_word(model_class)
+
+    def from_probabilities(self, classes: list[str], probs: np.ndarray, n_inputs: int) -> LabelResult:
+        """Label = the model's most probable class, mapped; probabilities summed per canonical class."""
+        canonical: dict[str, float] = {}
+        for name, p in zip(classes, probs.tolist(), strict=True):
+            if (target := self.to_canonical(name)) is not None:
+                canonical[target] = canonical.get(target, 0.0) + float(p)
+        top = int(np.argmax(probs))
+        label = self.to_canonical(classes[top])
+        raw = json.dumps({c: round(float(p), 6) for c, p in zip(classes, probs.tolist(), strict=True)})
+        if label is None:
+            return LabelResult(
+                probabilities=canonical, raw_output=raw, abstain_reason="unmapped_class", n_inputs=n_inputs
+            )
+        return LabelResult(label, canonical, float(probs[top]), raw_output=raw, n_inputs=n_inputs)
+
+    @abc.abstractmethod
+    def label_batch(self, rows: list[dict[str, Any]]) -> list[LabelResult]:
+        """One result per features row, in order."""
+
+
+def make_labeler(spec: LabelerSpec, device: str = "cpu") -> Labeler:
+    module, _, cls = KINDS[spec.kind].partition(":")
+    return getattr(importlib.import_module(module), cls)(spec, device)
+
+
+class LabelWorker:
+    """Ray Data callable class: every configured labeler, loaded once per actor, over batches of features rows.
+
+    Args:
+        cfg: the `label_clips:` section.
+        device: torch device; None picks cuda when this actor was given a GPU.
+    """
+
+    def __init__(self, cfg: LabelConfig, device: str | None = None) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        if device is None:
+            device = "cuda" if cfg.num_gpus and torch.cuda.is_available() else "cpu"
+        self.labelers = [make_labeler(spec, device) for spec in cfg.labelers]
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        out: list[dict[str, Any]] = []
+        for labeler in self.labelers:
+            try:
+                results = labeler.label_batch(rows)
+            except Exception as err:  # noqa: BLE001 - retry clip by clip so one bad clip cannot sink the batch
+                log.warning("%s failed on a batch (%s); labelling its clips one by one", labeler.labeler, err)
+                results = [self._one(labeler, row) for row in rows]
+            for row, res in zip(rows, results, strict=True):
+                out.append(
+                    {
+                        "clip_id": row["clip_id"],
+                        "corpus": row["corpus"],
+                        "sha256": row["sha256"],
+                        "labeler": labeler.labeler,
+                        **{k: v for k, v in res.__dict__.items() if k != "extra"},
+                    }
+                )
+        return schemas.from_rows(out, LABELS)
+
+    @staticmethod
+    def _one(labeler: Labeler, row: dict[str, Any]) -> LabelResult:
+        try:
+            return labeler.label_batch([row])[0]
+        except Exception as err:  # noqa: BLE001 - the error is this clip's, recorded on its row
+            detail = f"{type(err).__name__}: {err}"[:500]
+            return LabelResult(abstain_reason="error", error="labeler_failed", error_detail=detail)
