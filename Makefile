@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export DVC_NO_ANALYTICS := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install run test test-all bench lint lock clean
+.PHONY: install browser run test test-all bench lint lock clean
 
 install: $(VENV)/.installed
 
@@ -36,7 +36,17 @@ run: install
 	$(BIN)/airflow dags test emotion_dataset_refresh > work-dag-run.log 2>&1 || { tail -n 60 work-dag-run.log; exit 1; }
 	$(BIN)/emopipe --quiet report
 
-test: install
+# A real headless browser for the bias-report test: Debian's chromium, installed when apt-get can (as root).
+# Without it the browser test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    echo "installing chromium for the report test (log: $(VENV)/browser.log)" && \
+	    { apt-get install -y -q chromium > $(VENV)/browser.log 2>&1 || \
+	      { apt-get update -q >> $(VENV)/browser.log 2>&1 && apt-get install -y -q chromium >> $(VENV)/browser.log 2>&1; } || \
+	      echo "chromium could not be installed; the browser test will be skipped"; }; } || true
+
+test: install browser
 	$(BIN)/python -m pytest -m "not slow and not gpu" --timeout=900
 
 test-all: install

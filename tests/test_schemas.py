@@ -10,7 +10,7 @@ from emopipe import schemas
 SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
 TABLES = [
     "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
-    "features", "extraction", "labels", "agreement", "fused_labels",
+    "features", "extraction", "labels", "agreement", "fused_labels", "label_dependence", "model_parity",
 ]  # fmt: skip
 
 

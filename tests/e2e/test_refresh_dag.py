@@ -36,6 +36,23 @@ def _report(params) -> dict:
     return json.loads((pathlib.Path(latest["run_dir"]) / "report.json").read_text())
 
 
+def _find(tree, key: str):
+    """The `data` of a metrics file anywhere in `dvc metrics show --json` output."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]["data"]
+        for value in tree.values():
+            if (found := _find(value, key)) is not None:
+                return found
+    return None
+
+
+def _without_nulls(tree):
+    if isinstance(tree, dict):
+        return {k: _without_nulls(v) for k, v in tree.items() if v is not None}
+    return tree
+
+
 def _sha(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -68,6 +85,29 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     assert extraction["mean_face_share"] > 0.5  # the demo pans over a photograph of a face
     for rel in files:
         assert _sha(clone / "dataset" / rel) == _sha(published / rel), rel
+
+    assert {"bias_report.html", "datasheet.md"} <= {p.name for p in (published / "reports").iterdir()}
+
+    # The published version audited by the bias_audit DAG, by the CLI and by `dvc metrics show`: same numbers.
+    conf = json.dumps({"tag": "v1", "params_file": str(params_file)})
+    proc = subprocess.run(
+        [AIRFLOW, "dags", "test", "bias_audit", "--conf", conf],
+        capture_output=True, text=True, env=dict(os.environ), timeout=600, check=False,
+    )  # fmt: skip
+    assert "state=success" in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (audit_dir,) = (params.work_dir / "audits").glob("v1__*")
+    dag_metrics = json.loads((audit_dir / "bias.json").read_text())
+    assert dag_metrics["label_dependence"]["ravdess"]["gender"]["n_clips"] > 0
+    assert "fer@" in next(iter(dag_metrics["model_parity"]))
+    cli = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "emopipe"), "-q", "--params", str(params_file), "audit", "v1",
+         "--out", str(tmp_path / "cli-audit")],
+        capture_output=True, text=True, env=dict(os.environ), timeout=600, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout[-2000:] + cli.stderr[-2000:]
+    assert json.loads((tmp_path / "cli-audit" / "bias.json").read_text()) == dag_metrics
+    shown = versioning.dvc(params.publish.data_repo, "metrics", "show", "--json")
+    assert _find(json.loads(shown), "metrics/bias.json") == _without_nulls(dag_metrics)  # DVC leaves nulls out
 
     # Same inputs again: the DAG succeeds and says no new version was made.
     proc = _dags_test(params_file)

@@ -10,35 +10,18 @@ from emopipe.config import LabelerSpec
 from emopipe.labelers.base import make_labeler
 from emopipe.stages.audio import to_pcm16
 from emopipe.stages.extract import encode_jpeg
+from tests import tiny_models
 from tests.corpora import face_frames, tone
 
 
 @pytest.fixture(scope="module")
 def video_model(tmp_path_factory) -> pathlib.Path:
-    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
-
-    folder = tmp_path_factory.mktemp("videomae")
-    names = {0: "Happy", 1: "Sad", 2: "Bored"}
-    config = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, num_labels=3,
-                            id2label=names, label2id={v: k for k, v in names.items()})  # fmt: skip
-    VideoMAEForVideoClassification(config).save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
-    return folder
+    return tiny_models.videomae(tmp_path_factory.mktemp("videomae"))
 
 
 @pytest.fixture(scope="module")
 def audio_model(tmp_path_factory) -> pathlib.Path:
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("wav2vec2")
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                            conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=2, num_labels=2, id2label={0: "ang", 1: "hap"},
-                            label2id={"ang": 0, "hap": 1})  # fmt: skip
-    Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
-    return folder
+    return tiny_models.wav2vec2(tmp_path_factory.mktemp("wav2vec2"))
 
 
 def _rows() -> list[dict]:

@@ -3,19 +3,26 @@ and a rerun relabels only clips whose bytes changed."""
 
 import pyarrow.parquet as pq
 import pytest
+from tests import tiny_models
 
-from emopipe.config import ExtractConfig, LabelConfig
+from emopipe.config import ExtractConfig, LabelConfig, LabelerSpec
 from emopipe.pipelines import extract_features, ingest, label_clips
 
 pytestmark = pytest.mark.ray
 
 
-def test_label_job_labels_every_clip_and_reports_war_uar(tiny_corpus, tmp_path):
-    ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1")
+@pytest.fixture(scope="module")
+def extracted(tiny_corpus_template, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("labelling")
+    ingest.run("ravdess", tiny_corpus_template, tmp / "ingest", "r1")
     ext = ExtractConfig(num_workers=2, num_cpus=2, n_frames=4, frame_size=72)
-    extract_features.run(ext, tmp_path / "ingest", tmp_path / "ext", "r1")
+    extract_features.run(ext, tmp / "ingest", tmp / "ext", "r1")
+    return tmp / "ext"
+
+
+def test_label_job_labels_every_clip_and_reports_war_uar(extracted, tmp_path):
     cfg = LabelConfig(num_workers=2, num_cpus=2, batch_size=8)
-    first = label_clips.run(cfg, tmp_path / "ext", tmp_path / "lab", "r1")
+    first = label_clips.run(cfg, extracted, tmp_path / "lab", "r1")
     clips = pq.read_table(tmp_path / "lab" / "clips.parquet")
     labels = pq.read_table(tmp_path / "lab" / "labels.parquet").to_pylist()
     assert len(labels) == clips.num_rows == first.n_rows == first.n_labelled
@@ -32,5 +39,43 @@ def test_label_job_labels_every_clip_and_reports_war_uar(tiny_corpus, tmp_path):
     assert 0 < ravdess["coverage"] < 1 and 0 <= ravdess["war"] <= 1
     assert (tmp_path / "lab" / "features.parquet").is_file()
 
-    second = label_clips.run(cfg, tmp_path / "ext", tmp_path / "lab", "r2")
+    assert (tmp_path / "lab" / "reports" / "agreement.json").is_file()
+    assert (tmp_path / "lab" / "reports" / "confusion" / "fer__ravdess.png").read_bytes()[:4] == b"\x89PNG"
+    fused = pq.read_table(tmp_path / "lab" / "fused_labels.parquet").to_pylist()
+    assert len(fused) == clips.num_rows
+    assert all(r["label_source"] == ("human" if r["human_label"] else r["label_source"]) for r in fused)
+
+    second = label_clips.run(cfg, extracted, tmp_path / "lab", "r2")
     assert (second.n_labelled, second.n_reused) == (0, first.n_rows)
+
+
+def test_tiny_transformers_models_label_through_ray_actors(extracted, tmp_path):
+    video = tiny_models.videomae(tmp_path / "videomae")
+    audio = tiny_models.wav2vec2(tmp_path / "wav2vec2")
+    cfg = LabelConfig(
+        num_workers=2,
+        num_cpus=2,
+        batch_size=8,
+        labelers=(
+            LabelerSpec(name="vmae", kind="hf_video", path=str(video),
+                        label_map={"Happy": "happiness", "Sad": "sadness", "Bored": "neutral"}),
+            LabelerSpec(name="w2v", kind="hf_audio", path=str(audio), label_map={"ang": "anger", "hap": "happiness"}),
+        ),
+        fusion_labeler="w2v",
+        min_confidence=0.0,
+    )  # fmt: skip
+    summary = label_clips.run(cfg, extracted, tmp_path / "lab", "r1")
+    labels = pq.read_table(tmp_path / "lab" / "labels.parquet").to_pylist()
+    clips = pq.read_table(extracted / "clips.parquet").to_pylist()
+    assert len(labels) == 2 * len(clips) and summary.errors == 0
+    by = {(r["clip_id"], r["labeler"].split("@")[0]): r for r in labels}
+    broken = {r["clip_id"] for r in pq.read_table(extracted / "features.parquet").to_pylist() if r["error"]}
+    assert broken  # the demo's truncated download: extraction recorded an error, labelling abstains on it
+    for clip in clips:
+        video_row, audio_row = by[(clip["clip_id"], "vmae")], by[(clip["clip_id"], "w2v")]
+        if clip["media_form"] == "audio" or clip["clip_id"] in broken:
+            assert video_row["abstain_reason"] == "no_frames"
+        else:
+            assert video_row["label"] in {"happiness", "sadness", "neutral"}
+        assert audio_row["label"] in {"anger", "happiness"} or audio_row["abstain_reason"] == "no_audio"
+    assert {a["labeler"].split("@")[0] for a in summary.agreement} == {"vmae", "w2v"}

@@ -108,6 +108,44 @@ def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
     return str(out)
 
 
+def audit_dir(params: Params, run_id: str, tag: str) -> pathlib.Path:
+    """Where an audit of `tag` in run `run_id` writes: <work_dir>/audits/<tag>__<run_id>/."""
+    return params.work_dir / "audits" / params.run_dir(f"{tag}__{run_id}").name
+
+
+def checkout_version(params_file: str | None, run_id: str, tag: str) -> str:
+    """Pull a published version with DVC into a fresh clone under the audit folder; return its dataset folder."""
+    import shutil
+
+    from emopipe import versioning
+
+    params = load(params_file)
+    dest = audit_dir(params, run_id, tag) / "checkout"
+    shutil.rmtree(dest, ignore_errors=True)
+    return str(versioning.checkout(params, tag, dest) / "dataset")
+
+
+def bias_audit(
+    params_file: str | None, run_id: str, tag: str, dataset_dir: str, attributes: list[str] | None = None
+) -> dict[str, Any]:
+    """Audit a checked-out version for bias; write its report, datasheet and bias.json; publish nothing."""
+    from emopipe import audit
+
+    params = load(params_file)
+    out = audit_dir(params, run_id, tag)
+    attrs = tuple(attributes) if attributes else None
+    res = audit.audit_folder(params, pathlib.Path(dataset_dir), out, f"audit-{tag}", attributes=attrs, version=tag)
+    return {
+        "tag": tag,
+        "success": res.success,
+        "blocking_failures": res.blocking_failures,
+        "warnings": res.warnings,
+        "report": str(res.report),
+        "datasheet": str(res.datasheet),
+        "metrics": str(out / "bias.json"),
+    }
+
+
 def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
     """Version the validated dataset with DVC (no new version when nothing changed)."""
     from emopipe import versioning
@@ -169,6 +207,8 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         from emopipe.quality.validate import load_result
 
         gate = load_result(run_dir / "validate")
+        if (run_dir / "validate" / "reports" / "bias_report.html").is_file():
+            rep["bias_report"] = str(run_dir / "validate" / "reports" / "bias_report.html")
         rep["gate"] = {
             "success": gate.success,
             "blocking_failures": gate.blocking_failures,
@@ -233,7 +273,8 @@ def render_report(rep: dict[str, Any]) -> str:
             for a in lab["agreement"]
         ]
     if gate := rep.get("gate"):
-        lines += [f"- Data Docs: {gate['data_docs']}", "", "## Quality gate", ""]
+        lines += [f"- Data Docs: {gate['data_docs']}", f"- bias report: {rep.get('bias_report')}"]
+        lines += ["", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
         lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
     if rep.get("quarantine"):

@@ -103,8 +103,8 @@ def structural(schema: pa.Schema) -> list[Any]:
     return out
 
 
-def build_suite(table: str, level: str, schema: pa.Schema, cfg: ValidateConfig) -> Any:
-    """The GX ExpectationSuite `<table>.<level>`."""
+def build_suite(table: str, level: str, schema: pa.Schema, cfg: ValidateConfig, notes: list[str] | None = None) -> Any:
+    """The GX ExpectationSuite `<table>.<level>`; `notes` (Markdown) are shown with the suite in Data Docs."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -117,4 +117,5 @@ def build_suite(table: str, level: str, schema: pa.Schema, cfg: ValidateConfig) 
         if cls is None:
             raise ValueError(f"quality/{table}.yaml: {name} is not a Great Expectations expectation")
         expectations.append(cls(**{k: resolve(v, values) for k, v in (kwargs or {}).items()}))
-    return gx.ExpectationSuite(name=f"{table}.{level}", expectations=expectations)
+    meta = {"notes": {"format": "markdown", "content": notes}} if notes else None
+    return gx.ExpectationSuite(name=f"{table}.{level}", expectations=expectations, meta=meta)

@@ -25,7 +25,7 @@ from emopipe.stages import balance
 log = logging.getLogger(__name__)
 
 TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates", "extraction")
-METRICS = TABLES[1:]
+METRICS = (*TABLES[1:], "label_dependence", "model_parity")
 FEATURES_FILE = "features.parquet"
 # Tables a labelled folder carries; each is gated by its suite in quality/ and published with the dataset.
 LABEL_TABLES = ("labels", "agreement", "fused_labels")
@@ -144,8 +144,13 @@ def _describe(table: str, level: str, res: Any, id_columns: tuple[str, ...]) -> 
     return f"{text} failed; observed {result.get('observed_value')!r}"
 
 
-def validate_tables(tables: dict[str, pa.Table], params: Params, run_name: str) -> GateResult:
-    """Run the suites of every table in `tables` (raw Arrow, as read from disk) and collect the outcome."""
+def validate_tables(
+    tables: dict[str, pa.Table], params: Params, run_name: str, notes: dict[str, list[str]] | None = None
+) -> GateResult:
+    """Run the suites of every table in `tables` (raw Arrow, as read from disk) and collect the outcome.
+
+    `notes` (table -> Markdown lines) are attached to that table's suites and shown in Data Docs.
+    """
     import great_expectations as gx
     import pandas as pd
 
@@ -165,7 +170,9 @@ def validate_tables(tables: dict[str, pa.Table], params: Params, run_name: str) 
             batch_def = asset.add_batch_definition_whole_dataframe("whole")
         definitions = []
         for level in suites.LEVELS:
-            suite = ctx.suites.add_or_update(suites.build_suite(table, level, schema, params.validate))
+            suite = ctx.suites.add_or_update(
+                suites.build_suite(table, level, schema, params.validate, (notes or {}).get(table))
+            )
             definitions.append(
                 ctx.validation_definitions.add_or_update(
                     gx.ValidationDefinition(name=f"{table}.{level}", data=batch_def, suite=suite)
@@ -217,7 +224,14 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
             errors.append(gap)
     labelled = label_tables(src.path)
     tables.update(labelled)
-    result = validate_tables(tables, params, run_name=run_id)
+    if clips is not None:
+        from emopipe import audit
+
+        tables.update(audit.bias_tables(src.path, params.validate))
+    report = (dst.path / "reports" / "bias_report.html").resolve()
+    link = [f"Bias report (per corpus, fold and group; datasheet beside it): [{report}]({report.as_uri()})"]
+    notes = {t: link for t in ("representation", "class_balance", "label_dependence", "model_parity")}
+    result = validate_tables(tables, params, run_name=run_id, notes=notes)
     if errors:
         result.blocking_failures[:0] = errors
         result.success = False
@@ -234,10 +248,17 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
             if name in tables:
                 io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
         io.write_json(reports / "balance.json", balance_metrics(tables))
+        from emopipe import audit
+
+        io.write_json(reports / "bias.json", audit.bias_metrics(tables))
     elif src.path != dst.path:
         dst.path.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src.quarantine_path, dst.quarantine_path)
     io.write_json(dst.path / "validation.json", result.to_dict())
+    if clips is not None:  # the bias report of this dataset, with the gate's outcome in it
+        from emopipe import audit_report
+
+        audit_report.render(dst.path, dst.path / "reports", tables={k: tables[k] for k in METRICS if k in tables})
     (log.info if result.success else log.error)("%s", result.summary())
     return result
 
