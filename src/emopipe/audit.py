@@ -103,7 +103,9 @@ def audit_folder(
         out_dir / "audit.json",
         {"success": gate.success, "blocking_failures": gate.blocking_failures, "warnings": gate.warnings},
     )
-    paths = audit_report.render(pathlib.Path(folder), out_dir, tables=tables, version=version)
+    paths = audit_report.render(
+        pathlib.Path(folder), out_dir, tables=tables, version=version, thresholds=params.validate
+    )
     (log.info if gate.success else log.error)("bias audit of %s: %s", version or folder, gate.summary())
     return AuditResult(
         gate.success, gate.blocking_failures, gate.warnings, metrics, paths["html"], paths["datasheet"], out_dir

@@ -258,7 +258,8 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
     if clips is not None:  # the bias report of this dataset, with the gate's outcome in it
         from emopipe import audit_report
 
-        audit_report.render(dst.path, dst.path / "reports", tables={k: tables[k] for k in METRICS if k in tables})
+        metrics = {k: tables[k] for k in METRICS if k in tables}
+        audit_report.render(dst.path, dst.path / "reports", tables=metrics, thresholds=params.validate)
     (log.info if result.success else log.error)("%s", result.summary())
     return result
 
