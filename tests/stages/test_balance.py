@@ -50,3 +50,16 @@ def test_representation_reports_unknowns_and_sources():
     assert set(rows) == {"female", "male"}
     assert rows["female"]["share"] == pytest.approx(0.75) and rows["female"]["count"] == 3
     assert rows["male"]["n_unknown"] == 1 and rows["male"]["sources"] == "derived"
+
+
+def test_divergence_from_uniform_is_zero_when_balanced_and_flags_dfew_like_skew():
+    from emopipe.stages.balance import divergence
+
+    assert divergence([0.25] * 4) == pytest.approx(0.0, abs=1e-9)
+    # DFEW's published single-label class totals: disgust is 1.2 % of the clips
+    totals = {"happiness": 2445, "sadness": 1894, "neutral": 2669, "anger": 2173, "surprise": 1469, "disgust": 145,
+              "fear": 902}  # fmt: skip
+    shares = [v / sum(totals.values()) for v in totals.values()]
+    assert 0.25 < divergence(shares) < 0.5  # a warning at the default thresholds, not a block
+    assert divergence([1.0, 0.0]) == pytest.approx(divergence([0.0, 1.0]))
+    assert divergence([1.0]) is None and divergence([0.0, 0.0]) is None

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from emopipe import schemas
-from emopipe.config import Levels, Params, ValidateConfig
+from emopipe.config import Params, ValidateConfig
 from emopipe.stages import bias
 
 CLIP_COLUMNS = ("corpus", "clip_id", "label", "gender", "gender_source", "age_group", "age_group_source")
@@ -211,7 +211,9 @@ def test_unlabelled_or_unknown_clips_are_left_out_and_duplicates_refused(parity_
 # --- the GX suites -------------------------------------------------------------------------------------------
 
 
-def test_suites_block_half_recall_and_warn_on_label_dependence(tmp_path):
+def test_suites_block_known_biases_with_the_group_class_and_numbers(tmp_path):
+    """`anger` three times as often for one gender at equal group sizes, and a model whose recall for one
+    group is half the other's: both fail the gate at the default thresholds, naming what is biased."""
     from emopipe.quality.validate import validate_tables
 
     female = {"anger": 30, "happiness": 24, "sadness": 23, "neutral": 23}
@@ -220,27 +222,23 @@ def test_suites_block_half_recall_and_warn_on_label_dependence(tmp_path):
     thin = _rows({"18-30": {"anger": 20}, "61+": {"happiness": 3}}, corpus="mafw", attribute="age_group")
     clips = _clips(rows + thin)
     parity_clips = _clips(_rows({"female": BALANCED, "male": BALANCED}))
-    cfg = ValidateConfig(
-        max_cramers_v=Levels(blocking=0.3, warning=0.1),
-        max_class_gap=Levels(blocking=0.25, warning=0.1),
-        min_recall_ratio=Levels(blocking=0.6, warning=0.8),
-        min_parity_ratio=Levels(blocking=0.5, warning=0.8),
-        max_equalized_odds_difference=Levels(blocking=0.5, warning=0.2),
-        min_face_hit_ratio=Levels(blocking=0.5, warning=0.8),
-    )
+    cfg = ValidateConfig()  # the defaults params.yaml ships with
     tables = {
         "label_dependence": bias.label_dependence(clips),
         "model_parity": bias.model_parity(parity_clips, _model(parity_clips, {"female": 8, "male": 4})),
     }
     result = validate_tables(tables, Params(work_dir=tmp_path, validate=cfg), run_name="t")
-    assert result.suites["label_dependence.blocking"]["success"]  # V 0.25 and gap 0.20: below the blocking levels
-    dependence = [w for w in result.warnings if w.startswith("label_dependence")]
-    assert len(dependence) == 2 and all(
-        "corpus=dfew attribute=gender" in w for w in dependence
-    )  # thin mafw: not checked
-    (blocked,) = result.blocking_failures
-    assert "model_parity.blocking" in blocked and "recall_ratio" in blocked and "corpus=dfew" in blocked
+    assert not result.success
+    dependence = [m for m in result.blocking_failures if m.startswith("label_dependence.blocking")]
+    assert len(dependence) == 2  # Cramér's V 0.25 > 0.2 and the anger gap 0.20 > 0.15; the thin mafw row untested
+    for message in dependence:
+        assert "corpus=dfew attribute=gender" in message and "max_gap_class=anger" in message
+        assert "max_gap_groups=female > male" in message and "max_gap_shares=0.30 vs 0.10" in message
+    (parity,) = [m for m in result.blocking_failures if m.startswith("model_parity.blocking")]
+    assert "recall_ratio" in parity and "corpus=dfew" in parity and "worst_group=male" in parity
 
+    balanced = bias.label_dependence(_clips(_rows({"female": BALANCED, "male": BALANCED})))
     fair = bias.model_parity(parity_clips, _model(parity_clips, {"female": 8, "male": 8}))
-    result = validate_tables({"model_parity": fair}, Params(work_dir=tmp_path, validate=cfg), run_name="t2")
+    params = Params(work_dir=tmp_path, validate=cfg)
+    result = validate_tables({"label_dependence": balanced, "model_parity": fair}, params, run_name="t2")
     assert result.success and not result.warnings, result.summary()

@@ -40,8 +40,18 @@ def class_balance(clips: pa.Table) -> pa.Table:
     return schemas.from_rows(rows, CLASS_BALANCE)
 
 
+def divergence(shares: list[float]) -> float | None:
+    """Jensen-Shannon distance (base 2, 0..1) between a class distribution and the uniform one over its classes."""
+    from scipy.spatial.distance import jensenshannon
+
+    if len(shares) < 2 or not sum(shares):
+        return None
+    return float(jensenshannon(shares, [1.0 / len(shares)] * len(shares), base=2))
+
+
 def balance_summary(clips: pa.Table, balance: pa.Table) -> pa.Table:
-    """Per corpus: smallest and largest class, and the imbalance ratio (null when a class is empty)."""
+    """Per corpus: smallest and largest class, the imbalance ratio (null when a class is empty), and the
+    divergence of the class distribution from the uniform reference."""
     n_by_corpus = Counter(clips["corpus"].to_pylist())
     by_corpus: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in balance.to_pylist():
@@ -60,6 +70,7 @@ def balance_summary(clips: pa.Table, balance: pa.Table) -> pa.Table:
                 "min_share": small["share"],
                 "largest_class": large["label"],
                 "imbalance_ratio": large["count"] / small["count"] if small["count"] else None,
+                "divergence": divergence([r["share"] for r in classes]),
             }
         )
     return schemas.from_rows(rows, BALANCE_SUMMARY)
