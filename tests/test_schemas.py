@@ -11,6 +11,7 @@ SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
 TABLES = [
     "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
     "features", "extraction", "labels", "agreement", "fused_labels", "label_dependence", "model_parity",
+    "fold_balance",
 ]  # fmt: skip
 
 

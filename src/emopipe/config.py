@@ -261,6 +261,7 @@ class ValidateConfig:
         min_class_share: share of the smallest class (0..1).
         max_imbalance_ratio: largest class count / smallest class count.
         max_class_divergence: Jensen-Shannon distance of the class distribution from the uniform one (0..1).
+        max_fold_divergence: Jensen-Shannon distance of a fold/split's class mix from its corpus's (0..1).
         min_group_share: share of the smallest gender group (0..1).
         min_extract_ok_share: share of clips that must extract without an error (0..1).
         min_mean_face_share: mean share of sampled frames with a face (0..1); low means the detector misses faces.
@@ -286,6 +287,7 @@ class ValidateConfig:
     min_class_share: Levels = Levels(blocking=0.01, warning=0.05)
     max_imbalance_ratio: Levels = Levels(blocking=50.0, warning=10.0)
     max_class_divergence: Levels = Levels(blocking=0.5, warning=0.25)
+    max_fold_divergence: Levels = Levels(blocking=0.3, warning=0.1)
     min_group_share: Levels = Levels(blocking=0.10, warning=0.30)
     min_extract_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
     min_mean_face_share: Levels = Levels(blocking=0.0, warning=0.5)
@@ -313,7 +315,13 @@ class ValidateConfig:
                 raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
         if not 1 <= self.max_imbalance_ratio.warning <= self.max_imbalance_ratio.blocking:
             raise ValueError("validate.max_imbalance_ratio: need 1 <= warning <= blocking")
-        for name in ("max_cramers_v", "max_class_gap", "max_equalized_odds_difference", "max_class_divergence"):
+        for name in (
+            "max_cramers_v",
+            "max_class_gap",
+            "max_equalized_odds_difference",
+            "max_class_divergence",
+            "max_fold_divergence",
+        ):
             lv = getattr(self, name)
             if not 0 <= lv.warning <= lv.blocking <= 1:
                 raise ValueError(f"validate.{name}: need 0 <= warning <= blocking <= 1, got {lv}")

@@ -63,3 +63,52 @@ def test_divergence_from_uniform_is_zero_when_balanced_and_flags_dfew_like_skew(
     assert 0.25 < divergence(shares) < 0.5  # a warning at the default thresholds, not a block
     assert divergence([1.0, 0.0]) == pytest.approx(divergence([0.0, 1.0]))
     assert divergence([1.0]) is None and divergence([0.0, 0.0]) is None
+
+
+def _fold_clips(splits: dict[tuple[int, str], dict[str, int]]):
+    """Clips of a 'dfew' corpus whose folds/splits hold the given class counts."""
+    import pyarrow as pa
+
+    rows, i = [], 0
+    for (fold, split), counts in splits.items():
+        for label, n in counts.items():
+            for _ in range(n):
+                rows.append({"corpus": "dfew", "label": label, "folds": [{"fold": fold, "split": split}]})
+                i += 1
+    folds = pa.list_(pa.struct([("fold", pa.int8()), ("split", pa.string())]))
+    return pa.table(
+        {
+            "corpus": [r["corpus"] for r in rows],
+            "label": [r["label"] for r in rows],
+            "folds": pa.array([r["folds"] for r in rows], folds),
+        }
+    )
+
+
+def test_fold_balance_flags_a_split_unlike_its_corpus_and_a_missing_class():
+    even = dict.fromkeys(["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"], 10)  # DFEW's 7
+    clips = _fold_clips({(1, "train"): even, (1, "test"): even, (2, "train"): even,
+                         (2, "test"): {"happiness": 28, "sadness": 2, "anger": 0}})  # fmt: skip
+    rows = {(r["fold"], r["split"]): r for r in balance.fold_balance(clips, balance.class_balance(clips)).to_pylist()}
+    assert rows[(1, "test")]["imbalance_ratio"] == 1.0
+    skewed = rows[(2, "test")]
+    assert skewed["smallest_class"] == "anger" and skewed["min_share"] == 0 and skewed["imbalance_ratio"] is None
+    assert skewed["divergence"] > 0.3 > rows[(1, "train")]["divergence"]  # blocking at the default threshold
+    assert rows[(1, "train")]["n_labelled"] == 70
+
+
+def test_gate_blocks_a_large_test_fold_unlike_its_corpus_but_not_a_tiny_one(tmp_path):
+    from emopipe.config import Params
+    from emopipe.quality.validate import validate_tables
+
+    classes = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
+    even = dict.fromkeys(classes, 30)
+    skewed = {**dict.fromkeys(classes, 5), "happiness": 180}  # 210 clips, most of them happy
+    clips = _fold_clips({(1, "train"): even, (1, "test"): even, (2, "train"): even, (2, "test"): skewed})
+    table = balance.fold_balance(clips, balance.class_balance(clips))
+    result = validate_tables({"fold_balance": table}, Params(work_dir=tmp_path), run_name="t")
+    (blocked,) = result.blocking_failures
+    assert "fold_balance.blocking" in blocked and "fold=2 split=test" in blocked
+    tiny = _fold_clips({(1, "train"): even, (1, "test"): {**dict.fromkeys(classes, 1), "happiness": 6}})
+    table = balance.fold_balance(tiny, balance.class_balance(tiny))
+    assert validate_tables({"fold_balance": table}, Params(work_dir=tmp_path), run_name="t2").success

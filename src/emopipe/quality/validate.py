@@ -24,7 +24,9 @@ from emopipe.stages import balance
 
 log = logging.getLogger(__name__)
 
-TABLES = ("clips", "class_balance", "balance_summary", "representation", "near_duplicates", "extraction")
+TABLES = (
+    "clips", "class_balance", "balance_summary", "fold_balance", "representation", "near_duplicates", "extraction"
+)  # fmt: skip
 METRICS = (*TABLES[1:], "label_dependence", "model_parity")
 FEATURES_FILE = "features.parquet"
 # Tables a labelled folder carries; each is gated by its suite in quality/ and published with the dataset.
@@ -110,6 +112,7 @@ def metric_tables(clips: pa.Table) -> dict[str, pa.Table]:
     return {
         "class_balance": cb,
         "balance_summary": balance.balance_summary(clips, cb),
+        "fold_balance": balance.fold_balance(clips, cb),
         "representation": balance.representation(clips),
         "near_duplicates": balance.near_duplicates(clips),
     }

@@ -13,6 +13,7 @@ CLASS_BALANCE = schemas.load_schema("class_balance")
 BALANCE_SUMMARY = schemas.load_schema("balance_summary")
 REPRESENTATION = schemas.load_schema("representation")
 NEAR_DUPLICATES = schemas.load_schema("near_duplicates")
+FOLD_BALANCE = schemas.load_schema("fold_balance")
 DEMOGRAPHICS = ("gender", "age_group")
 
 
@@ -74,6 +75,42 @@ def balance_summary(clips: pa.Table, balance: pa.Table) -> pa.Table:
             }
         )
     return schemas.from_rows(rows, BALANCE_SUMMARY)
+
+
+def fold_balance(clips: pa.Table, balance: pa.Table) -> pa.Table:
+    """Per corpus, fold and split: the smallest class, imbalance ratio and divergence from the corpus's class mix."""
+    from scipy.spatial.distance import jensenshannon
+
+    from emopipe.sources import protocol
+
+    overall: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in balance.to_pylist():
+        overall[row["corpus"]][row["label"]] = row["share"]
+    counts: dict[tuple[str, int, str], Counter] = defaultdict(Counter)
+    for row in protocol.fold_counts(clips):
+        if row["label"] is not None:
+            counts[(row["corpus"], row["fold"], row["split"])][row["label"]] += row["count"]
+    rows = []
+    for (corpus, fold, split), counter in sorted(counts.items()):
+        classes = list(overall.get(corpus) or sorted(counter))
+        n = sum(counter.values())
+        small = min(classes, key=lambda c: (counter[c], c))
+        large = max(classes, key=lambda c: (counter[c], c))
+        reference = [overall.get(corpus, {}).get(c, 0.0) for c in classes]
+        shares = [counter[c] / n for c in classes]
+        rows.append(
+            {
+                "corpus": corpus,
+                "fold": fold,
+                "split": split,
+                "n_labelled": n,
+                "smallest_class": small,
+                "min_share": counter[small] / n,
+                "imbalance_ratio": counter[large] / counter[small] if counter[small] else None,
+                "divergence": float(jensenshannon(shares, reference, base=2)) if sum(reference) else None,
+            }
+        )
+    return schemas.from_rows(rows, FOLD_BALANCE)
 
 
 def representation(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS) -> pa.Table:
