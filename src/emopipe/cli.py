@@ -220,8 +220,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     if pub:
         print(f"  version      {pub['version']}  ({pub['message']})")
         print(f"  dataset      {pub['data_repo']}/dataset  (DVC remote {pub['remote']})")
+    if ext := rep.get("extraction"):
+        print(f"  features     {ext['n_clips']} clips ({ext['n_extracted']} extracted, {ext['n_reused']} reused), "
+              f"mean face share {ext['mean_face_share']}, errors {ext['errors'] or 'none'}")  # fmt: skip
+    for a in (rep.get("labelling") or {}).get("agreement", []):
+        if a["corpus"] != "ALL":
+            print(f"  labels       {a['labeler']} on {a['corpus']}: WAR {a['war']:.3f} UAR {a['uar']:.3f} "
+                  f"coverage {a['coverage']:.2f}")  # fmt: skip
     if gate := rep.get("gate"):
         print(f"  Data Docs    {gate['data_docs']}")
+        if rep.get("bias_report"):
+            print(f"  bias report  {rep['bias_report']} (datasheet.md beside it)")
+        print(f"  gate         {len(gate['blocking_failures'])} blocking failures, {len(gate['warnings'])} warnings")
         for msg in gate["blocking_failures"]:
             print(f"  BLOCKING     {msg}")
     print(f"  quarantined  {rep.get('quarantined', '?')} {rep.get('quarantine_by_reason', {})}")
