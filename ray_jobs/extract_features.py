@@ -1,8 +1,10 @@
 """Extract sampled frames, faces and audio features for every clip on a Ray actor pool (incremental).
 
 Local:   python ray_jobs/extract_features.py --params params.yaml --input DIR/probe --output DIR/extract --run-id ID
-Cluster: set extract_features.ray_address in params.yaml (the driver joins the cluster); the corpus roots and
-         DIR must be on storage every node can read. --previous names an earlier features.parquet to reuse.
+Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job (its driver joins
+         the cluster that runs it); or set ray.address / extract_features.ray_address and this process joins that
+         cluster. The corpus roots and DIR must be on storage every node can read. --previous names an earlier
+         features.parquet to reuse.
 """
 
 import argparse
@@ -20,5 +22,7 @@ if __name__ == "__main__":
     parser.add_argument("--previous", default=None, help="features.parquet of an earlier run to reuse rows from")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_params(args.params).extract_features
-    extract_features.run(cfg, args.input, args.output, args.run_id, previous=args.previous)
+    params = load_params(args.params)
+    extract_features.run(
+        params.extract_features, args.input, args.output, args.run_id, previous=args.previous, cluster=params.ray
+    )

@@ -1,7 +1,9 @@
 """Label every clip with the labelers configured in params.yaml (label_clips.labelers) on a Ray actor pool.
 
 Local:   python ray_jobs/label_clips.py --params params.yaml --input DIR/extract --output DIR/label --run-id ID
-Cluster: set label_clips.ray_address in params.yaml; DIR and the model folders must be readable on every node.
+Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job; or set
+         ray.address / label_clips.ray_address and this process joins that cluster. DIR and the model folders
+         must be readable on every node.
          --previous names an earlier labels.parquet to reuse; --labeler NAME (repeatable) runs only those labelers.
 """
 

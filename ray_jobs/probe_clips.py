@@ -1,8 +1,9 @@
 """Probe every clip's media on a Ray actor pool.
 
 Local:   python ray_jobs/probe_clips.py --params params.yaml --input DIR/ingest --output DIR/probe --run-id ID
-Cluster: set probe_clips.ray_address in params.yaml (the driver joins the cluster); the corpus root and
-         DIR must be on storage every node can read.
+Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job; or set
+         ray.address / probe_clips.ray_address and this process joins that cluster. The corpus root and DIR must
+         be on storage every node can read.
 """
 
 import argparse

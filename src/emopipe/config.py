@@ -349,6 +349,48 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """The `ray:` section: where the Ray jobs (probe_clips, extract_features, label_clips) run.
+
+    Args:
+        address: the cluster a job's driver joins (a GCS address `head:6379`, or `ray://head:10001` for Ray Client)
+            when a stage sets no `ray_address` of its own; None: each job starts a local Ray.
+        dashboard_url: the cluster's job submission server (the head's dashboard, `http://head:8265`). When set,
+            the DAG's tasks submit every job through the Ray Jobs API, stream its log into the task log and fail
+            with its error text; None: the job runs as a local process (which joins `address`, if any).
+        runtime_env: Ray runtime_env of submitted jobs: how emopipe reaches the cluster (`working_dir`,
+            `py_modules`, `pip`, `env_vars`, ...); None when the cluster's image already holds it. Local
+            `working_dir` / `py_modules` paths are relative to params.yaml and uploaded by the Jobs API.
+        python: the interpreter that runs a job's launcher on the cluster.
+        jobs_dir: the ray_jobs/ folder as the cluster sees it (a path on the cluster, not resolved here); relative
+            paths are relative to the job's working directory. None: `ray_jobs` inside runtime_env.working_dir when
+            one is shipped, else this checkout's own folder (the same path on the cluster: shared storage or image).
+        max_restarts: how often Ray restarts an actor of a pool (extract_features) whose process died.
+        max_task_retries: how often a batch whose actor died is retried on the restarted actor.
+    """
+
+    address: str | None = None
+    dashboard_url: str | None = None
+    runtime_env: dict[str, Any] | None = None
+    python: str = "python"
+    jobs_dir: str | None = None
+    max_restarts: int = 3
+    max_task_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.dashboard_url is not None and not self.dashboard_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"ray.dashboard_url must be an http(s):// URL such as http://head:8265, got {self.dashboard_url!r}"
+            )
+        if self.runtime_env is not None and not isinstance(self.runtime_env, dict):
+            raise ValueError("ray.runtime_env must be a mapping (working_dir, py_modules, pip, env_vars, ...)")
+        if not self.python.strip():
+            raise ValueError("ray.python must name an interpreter")
+        if self.max_restarts < 0 or self.max_task_retries < 0:
+            raise ValueError("ray.max_restarts and ray.max_task_retries must be >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml.
 
@@ -360,6 +402,7 @@ class Params:
         label_clips: the `label_clips:` section.
         validate: the `validate:` section.
         publish: the `publish:` section.
+        ray: the `ray:` section (where the Ray jobs run).
         source: the params.yaml this came from (None when built in code).
     """
 
@@ -370,6 +413,7 @@ class Params:
     label_clips: LabelConfig = field(default_factory=LabelConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     source: pathlib.Path | None = None
 
     def run_dir(self, run_id: str) -> pathlib.Path:
@@ -418,10 +462,28 @@ def _only(cls: type, body: dict[str, Any], name: str) -> None:
         raise ValueError(f"params: unknown keys in {name}: {unknown}")
 
 
+def _ray_config(body: dict[str, Any], path: Any) -> RayConfig:
+    """The `ray:` section; local working_dir / py_modules of the runtime_env resolved like other paths (URIs kept)."""
+    _only(RayConfig, body, "ray")
+    env = body.get("runtime_env")
+    if isinstance(env, dict):
+        env = dict(env)
+
+        def local(value: Any) -> str:
+            return str(value) if "://" in str(value) else str(path(value))
+
+        if env.get("working_dir"):
+            env["working_dir"] = local(env["working_dir"])
+        if isinstance(env.get("py_modules"), list):
+            env["py_modules"] = [local(m) for m in env["py_modules"]]
+        body["runtime_env"] = env
+    return RayConfig(**body)
+
+
 def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
     """Build Params from a parsed params.yaml whose relative paths are relative to `base`."""
     raw = raw or {}
-    sections = {"work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish"}
+    sections = {"work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "ray"}
     if unknown := sorted(set(raw) - sections):
         raise ValueError(f"params: unknown sections {unknown}")
 
@@ -481,6 +543,13 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
         remote=remote,
         tag_prefix=str(pub.get("tag_prefix", PublishConfig.tag_prefix)),
     )
+    cluster = _ray_config(_section(raw, "ray"), path)
+    # A stage's own ray_address wins; a stage without one joins the `ray:` cluster (old per-stage files still work).
+    for stage in (probe, extract):
+        if stage.get("ray_address") is None:
+            stage["ray_address"] = cluster.address
+    if labels_cfg.ray_address is None:
+        labels_cfg = dataclasses.replace(labels_cfg, ray_address=cluster.address)
     return Params(
         work_dir=path(raw.get("work_dir", "work")),
         ingest=ingest,
@@ -489,6 +558,7 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
         label_clips=labels_cfg,
         validate=ValidateConfig(**val),
         publish=publish,
+        ray=cluster,
     )
 
 

@@ -29,21 +29,42 @@ def ensure_token_file() -> None:
         fh.write(secrets.token_hex(32))
 
 
+# Ray's job supervisor sets this (and RAY_ADDRESS) in the environment of a submitted job's driver.
+JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def in_submitted_job() -> bool:
+    """Whether this process is the driver of a job submitted through the Ray Jobs API."""
+    return JOB_ENV_VAR in os.environ
+
+
 @contextlib.contextmanager
 def connect(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
-    """Start local Ray (address None) or join a cluster; shut down on exit only what this call started."""
+    """Start local Ray (address None) or join a cluster; shut down on exit only what this call started.
+
+    The driver of a submitted Ray job always joins the cluster that runs it (the supervisor names it in
+    RAY_ADDRESS), whatever `address` says: that address is how the submitting side reaches the cluster.
+    RAY_ADDRESS set by hand is honoured too, as `ray.init` does.
+    """
     import ray
 
     if ray.is_initialized():
         yield
         return
-    if address is None:
+    if in_submitted_job():
+        if address:
+            log.info("ray: running as a submitted job; joining the cluster that runs it, not %s", address)
+        address = None
+    joining = address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    kwargs: dict = {"log_to_driver": True}
+    if not joining:
         ensure_token_file()
-    kwargs = {"include_dashboard": False, "log_to_driver": True}
-    if address is None and num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
+        kwargs["include_dashboard"] = False
+        if num_cpus is not None:
+            kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)
-    log.info("ray: connected to %s; resources %s", address or "a new local instance", ray.cluster_resources())
+    where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+    log.info("ray: connected to %s; resources %s", where, ray.cluster_resources())
     try:
         yield
     finally:

@@ -18,19 +18,21 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emopipe import io, schemas
-from emopipe.config import ExtractConfig
+from emopipe.config import ExtractConfig, RayConfig
 from emopipe.pipelines.stage_dir import StageDir
 
 log = logging.getLogger(__name__)
 
 FEATURES_FILE = "features.parquet"
 KEY_COLUMNS = ["clip_id", "sha256", "extractor_version", "error"]
+NODE_COLUMN = "_ray_node_id"  # added by RayClipExtractor, counted into extract.json, never written to features
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ExtractSummary:
     mean_face_share: float | None
     bytes_per_clip: float | None
     seconds: float
+    nodes: dict[str, int] | None = None  # Ray node id -> clips it extracted in this run
 
 
 def resolve_gpus(cfg: ExtractConfig) -> float:
@@ -74,13 +77,37 @@ def reusable(previous: pathlib.Path | None, clips: pa.Table, version: str) -> se
     return {cid for cid, sha in now if (cid, sha) in before}
 
 
-def build(cfg: ExtractConfig, clips: pa.Table, roots: dict[str, str]) -> ray.data.Dataset:  # noqa: F821
-    """The Ray Data plan: blocks of `batch_size` clips, each extracted by a pool actor, output in input order."""
+class RayClipExtractor:
+    """ClipExtractor on a pool actor: each output row also names the Ray node that extracted it (NODE_COLUMN)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        import ray
+
+        from emopipe.stages.extract import ClipExtractor
+
+        self.inner = ClipExtractor(**kwargs)
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = self.inner(batch)
+        return out.append_column(NODE_COLUMN, pa.array([self.node_id] * out.num_rows, pa.string()))
+
+
+def build(
+    cfg: ExtractConfig, clips: pa.Table, roots: dict[str, str], cluster: RayConfig | None = None
+) -> ray.data.Dataset:  # noqa: F821
+    """The Ray Data plan: blocks of `batch_size` clips, each extracted by a pool actor, output in input order.
+
+    An actor whose process dies (killed, out of memory, node lost) is restarted up to `cluster.max_restarts`
+    times and its batch retried up to `cluster.max_task_retries` times; finite, so that a clip which kills
+    every worker fails the job instead of retrying forever.
+    """
     import ray
     from ray.data import ActorPoolStrategy
 
-    from emopipe.stages.extract import INPUT_COLUMNS, ClipExtractor
+    from emopipe.stages.extract import INPUT_COLUMNS
 
+    cluster = cluster or RayConfig()
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     light = clips.select(list(INPUT_COLUMNS))
     n_blocks = max(1, math.ceil(light.num_rows / cfg.batch_size))
@@ -88,13 +115,15 @@ def build(cfg: ExtractConfig, clips: pa.Table, roots: dict[str, str]) -> ray.dat
     num_gpus = resolve_gpus(cfg)
     log.info("extract_features: %d clips, %d actors, %s GPU each", light.num_rows, cfg.num_workers, num_gpus)
     return ray.data.from_arrow(blocks).map_batches(
-        ClipExtractor,
+        RayClipExtractor,
         fn_constructor_kwargs={"cfg": cfg, "roots": {c: str(r) for c, r in roots.items()}},
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.num_workers),
         num_cpus=1,
         num_gpus=num_gpus,
+        max_restarts=cluster.max_restarts,
+        max_task_retries=cluster.max_task_retries,
     )
 
 
@@ -130,7 +159,15 @@ def _carried(previous: pathlib.Path, keep: set[str]) -> Iterator[pa.RecordBatch]
         yield from table.filter(pc.is_in(table["clip_id"], pa.array(sorted(keep), pa.string()))).to_batches()
 
 
-def summarize(path: pathlib.Path, version: str, n_extracted: int, n_reused: int, seconds: float) -> ExtractSummary:
+def summarize(
+    path: pathlib.Path,
+    version: str,
+    n_extracted: int,
+    n_reused: int,
+    seconds: float,
+    *,
+    nodes: dict[str, int] | None = None,
+) -> ExtractSummary:
     """Counts and sizes of a features file, read column by column (the media columns are not loaded)."""
     meta = pq.ParquetFile(path).metadata
     keys = pq.read_table(path, columns=["error", "audio_reason", "face_share"])
@@ -147,6 +184,7 @@ def summarize(path: pathlib.Path, version: str, n_extracted: int, n_reused: int,
         mean_face_share=round(sum(shares) / len(shares), 4) if shares else None,
         bytes_per_clip=round(size / meta.num_rows) if meta.num_rows else None,
         seconds=round(seconds, 3),
+        nodes=nodes,
     )
 
 
@@ -156,6 +194,8 @@ def run(
     out_dir: pathlib.Path,
     run_id: str,
     previous: pathlib.Path | None = None,
+    *,
+    cluster: RayConfig | None = None,
 ) -> ExtractSummary:
     """Extract features for the clips of a probed folder into out_dir/features.parquet.
 
@@ -165,6 +205,7 @@ def run(
         out_dir: where clips/quarantine/source pass through and features.parquet + extract.json are written.
         run_id: the run, for the log.
         previous: an earlier features.parquet whose rows are reused; default: out_dir's own, if any.
+        cluster: the `ray:` section (actor restarts and batch retries); default: its defaults.
     """
     from emopipe.raycluster import connect
     from emopipe.stages.extract import extractor_version
@@ -183,13 +224,15 @@ def run(
     dst.path.mkdir(parents=True, exist_ok=True)
     fresh = dst.path / ".features.new.parquet"
     schema = schemas.load_schema("features")
+    nodes: Counter[str] = Counter()
     with pq.ParquetWriter(fresh, schema, compression="zstd") as writer:
         if todo.num_rows:
             with connect(cfg.ray_address, cfg.num_cpus):
-                for batch in build(cfg, todo, src.source()["corpora"]).iter_batches(
+                for batch in build(cfg, todo, src.source()["corpora"], cluster).iter_batches(
                     batch_format="pyarrow", batch_size=None
                 ):
-                    writer.write_table(schemas.conform(batch, schema))
+                    nodes.update(batch[NODE_COLUMN].to_pylist())
+                    writer.write_table(schemas.conform(batch.drop_columns([NODE_COLUMN]), schema))
     n_new = pq.ParquetFile(fresh).metadata.num_rows
     if n_new != todo.num_rows:
         raise RuntimeError(f"extract_features returned {n_new} rows for {todo.num_rows} clips")
@@ -200,7 +243,9 @@ def run(
     fresh.unlink()
     if src.path.resolve() != dst.path.resolve():
         dst.write(src.clips(), src.quarantine(), src.source())
-    summary = summarize(dest, version, n_new, len(keep), time.perf_counter() - started)
+    summary = summarize(
+        dest, version, n_new, len(keep), time.perf_counter() - started, nodes=dict(sorted(nodes.items()))
+    )
     io.write_json(dst.path / "extract.json", asdict(summary))
     log.info("extract_features: %s", summary)
     return summary
