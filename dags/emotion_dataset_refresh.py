@@ -1,24 +1,36 @@
 """Refresh the emotion dataset: ingest -> probe_clips -> extract_features -> label_clips (Ray jobs) -> validate (GX)
 -> publish (DVC).
 
-Runs daily and on demand, one run at a time. Trigger with `{"params_file": "/path/params.yaml"}` to use
-another configuration (default: EMOPIPE_PARAMS, else the repo's params.yaml). A blocking quality failure
-fails `validate` without retries and nothing is published; `report` always writes
-`<work_dir>/runs/<run_id>/report.md` and fails the run when no version came out of it.
+Runs daily at 03:00 UTC, whenever new footage lands (the `emopipe_footage` asset, updated by `footage_landed`) and
+on demand, one run at a time (max_active_runs=1: a second trigger waits for the first). Each run processes only
+clips whose bytes or stage version changed and carries the rest over from earlier runs. Trigger with
+`{"params_file": "/path/params.yaml"}` to use another configuration (default: EMOPIPE_PARAMS, else the repo's
+params.yaml) and `{"forget_subjects": ["ravdess:07"]}` to remove a person from this and every later version.
+A blocking quality failure fails `validate` without retries and nothing is published; `report` always writes
+`<work_dir>/runs/<run_id>/report.md` and fails the run when no version came out of it. A new version updates
+the `emopipe_dataset` asset.
 Logic lives in the `emopipe` package; this file only schedules.
 """
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+FOOTAGE = Asset("emopipe_footage")  # updated by the footage_landed DAG when media under a corpus root changed
+DATASET = Asset("emopipe_dataset")  # updated by publish when a new version is tagged
 
 
 @dag(
-    schedule="@daily",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[FOOTAGE]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
-    params={"params_file": Param(None, type=["null", "string"], description="params.yaml to use")},
+    params={
+        "params_file": Param(None, type=["null", "string"], description="params.yaml to use"),
+        "forget_subjects": Param(
+            [], type="array", items={"type": "string"}, description="subject ids ('<corpus>:<id>') to remove for good"
+        ),
+    },
     tags=["emopipe", "emotion"],
     doc_md=__doc__,
 )
@@ -27,7 +39,7 @@ def emotion_dataset_refresh():
     def ingest(params=None, run_id=None) -> str:
         from emopipe.pipelines import refresh
 
-        return refresh.ingest(params["params_file"], run_id)
+        return refresh.ingest(params["params_file"], run_id, params.get("forget_subjects") or [])
 
     @task
     def probe_clips(ingest_dir: str, params=None, run_id=None) -> str:
@@ -58,11 +70,15 @@ def emotion_dataset_refresh():
         except refresh.GateFailed as err:
             raise AirflowFailException(str(err)) from err  # bad data: fail now, retrying cannot help
 
-    @task
-    def publish(validated_dir: str, params=None, run_id=None) -> str:
+    @task(outlets=[DATASET])
+    def publish(validated_dir: str, params=None, run_id=None, outlet_events=None) -> str:
+        from emopipe import io
         from emopipe.pipelines import refresh
 
-        return refresh.publish(params["params_file"], run_id, validated_dir)
+        out = refresh.publish(params["params_file"], run_id, validated_dir)
+        outcome = io.read_json(out)
+        outlet_events[DATASET].extra = {"version": outcome["version"], "created": outcome["created"]}
+        return out
 
     @task(trigger_rule="all_done", retries=0)
     def report(params=None, run_id=None) -> str:

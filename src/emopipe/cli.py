@@ -189,10 +189,82 @@ def cmd_versions(args: argparse.Namespace) -> int:
     for tag in tags:
         lin = versioning.lineage(repo, tag)
         gate = "passed" if lin["gate"]["success"] else "FAILED"
-        print(
-            f"{tag}\t{lin['published_at']}\t{lin['source']['n_clips']} clips\tgate {gate} "
-            f"({len(lin['gate']['warnings'])} warnings)\trun {lin['run_id']}"
+        size, files = versioning.dataset_size(repo, tag)
+        classes = lin.get("classes")
+        balance = (
+            "classes n/a"
+            if not classes
+            else f"{len(classes)} classes {min(classes.values())}..{max(classes.values())} clips"
         )
+        print(
+            f"{tag}\t{lin['published_at']}\t{lin['source']['n_clips']} clips\t{size / 1e6:.1f} MB in {files} files"
+            f"\t{balance}\tgate {gate} ({len(lin['gate']['warnings'])} warnings)\trun {lin['run_id']}"
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import collections
+
+    from emopipe import versioning
+
+    params = _params(args)
+    repo = params.publish.data_repo
+    if args.tag not in versioning.versions(repo, params.publish.tag_prefix):
+        raise ValueError(f"no published version {args.tag!r} in {repo}")
+    lin = versioning.lineage(repo, args.tag)
+    size, files = versioning.dataset_size(repo, args.tag)
+    print(
+        f"{args.tag}: {lin['source']['n_clips']} clips, {lin['source']['n_quarantined']} quarantined, "
+        f"{size / 1e6:.1f} MB in {files} files, published {lin['published_at']}"
+    )
+    print(f"  run            {lin['run_id']}")
+    print(f"  code           emopipe {lin['code_version']}")
+    print(f"  content hash   {lin['dataset_digest']}")
+    print(f"  media sha256   {lin['source']['media_sha256_digest']} (digest of every clip's sha256)")
+    for corpus, root in lin["source"].get("corpora", {}).items():
+        print(f"  corpus         {corpus} at {root}")
+    print(f"  schemas        {', '.join(f'{t} v{v}' for t, v in lin['schemas'].items())}")
+    print(f"  extractor      {', '.join(lin['stages']['extractor_versions']) or 'none'}")
+    print(f"  labelers       {', '.join(lin['stages']['labelers']) or 'none'}")
+    if classes := lin.get("classes"):
+        print(f"  classes        {', '.join(f'{k} {v}' for k, v in classes.items())}")
+    gate = lin["gate"]
+    print(f"  gate           {'passed' if gate['success'] else 'FAILED'}, {len(gate['warnings'])} warnings")
+    for w in gate["warnings"]:
+        print(f"    warning      {w}")
+    print(f"  forgotten      {lin.get('forgotten_subjects', 0)} subjects on the register")
+    try:
+        rows = versioning.read_table_at(repo, args.tag, "lineage.parquet", ["first_published_in"])
+    except FileNotFoundError:
+        rows = None
+    if rows is not None:
+        first = collections.Counter(rows["first_published_in"].to_pylist())
+        print("  rows first published in " + ", ".join(f"{t}: {n}" for t, n in sorted(first.items())))
+    if args.params_dump:
+        import json
+
+        print(json.dumps(lin["params"], indent=2, default=str))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from emopipe import forget, versioning
+
+    params = _params(args)
+    for sid in args.subject:
+        forget.subject_hash(sid)  # validates the form before anything is written
+    added = forget.request(params.work_dir, args.subject, reason=args.reason or "")
+    repo, prefix = params.publish.data_repo, params.publish.tag_prefix
+    for sid in args.subject:
+        held = versioning.versions_with_subject(repo, prefix, sid) if (repo / ".git").exists() else {}
+        new = "registered" if forget.subject_hash(sid) in added else "already registered"
+        print(f"{sid}: {new}; the next refresh leaves all of this subject's clips, features, crops and labels out")
+        if held:
+            print(
+                "  still held by earlier versions (history, until their tags and remote objects are removed): "
+                + ", ".join(f"{t} ({n} clips)" for t, n in held.items())
+            )
     return 0
 
 
@@ -295,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("publish", cmd_publish, "publish a validated folder as a DVC version")
     p.add_argument("dir")
     p.add_argument("--run-id")
-    add("versions", cmd_versions, "list published versions")
+    add("versions", cmd_versions, "list published versions with size, class balance and gate outcome")
+    p = add("show", cmd_show, "print one version's lineage: run, code, stage and model versions, checksums, gate")
+    p.add_argument("tag")
+    p.add_argument("--params-dump", action="store_true", help="also print the full parameters of the run")
+    p = add("forget", cmd_forget, "remove a person (subject) from the next version and every later one")
+    p.add_argument("--subject", action="append", required=True, help="subject id '<corpus>:<id>' (repeatable)")
+    p.add_argument("--reason", help="why (kept with the request, e.g. a ticket number)")
     p = add("checkout", cmd_checkout, "materialise a published version (git clone + dvc pull)")
     p.add_argument("tag")
     p.add_argument("dest")

@@ -15,15 +15,19 @@ import logging
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 import emopipe
-from emopipe import io, schemas
+from emopipe import forget, io, remotes, schemas
 from emopipe.config import Params, PublishConfig
 from emopipe.pipelines.stage_dir import StageDir
 from emopipe.quality.validate import dataset_digest, features_extraction, label_tables, load_result
@@ -40,6 +44,10 @@ DATASET_FILES = (
     "validation.json",
     "reports",
 )
+
+
+ROW_LINEAGE = schemas.load_schema("row_lineage")
+TRAILER = "Emopipe-Version"  # the last line of every commit publish makes: `Emopipe-Version: v3`
 
 
 class PublishRefused(RuntimeError):
@@ -61,7 +69,8 @@ class PublishResult:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    """The environment of git/dvc subprocesses: ours, plus remote credentials inside `remotes.credentials()`."""
+    env = remotes.subprocess_env(os.environ)
     env.setdefault("DVC_NO_ANALYTICS", "1")
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     return env
@@ -85,7 +94,11 @@ def dvc(repo: pathlib.Path, *args: str) -> str:
 
 
 def ensure_data_repo(cfg: PublishConfig) -> pathlib.Path:
-    """Create the data repository (git + DVC + default remote) if missing; keep its remote URL as configured."""
+    """Create the data repository (git + DVC + default remote) if missing; keep its remote as configured.
+
+    The remote's URL and non-secret options (`publish.remote_options`) are committed in `.dvc/config`, so a clone
+    pulls from the right place; a change of remote is committed as its own commit. Credentials never go there.
+    """
     repo = pathlib.Path(cfg.data_repo)
     if not (repo / ".dvc").is_dir():
         repo.mkdir(parents=True, exist_ok=True)
@@ -95,16 +108,18 @@ def ensure_data_repo(cfg: PublishConfig) -> pathlib.Path:
         git(repo, "config", "user.email", "emopipe@localhost")
         dvc(repo, "init", "-q")
         dvc(repo, "config", "core.analytics", "false")
-        dvc(repo, "remote", "add", "-d", "default", cfg.remote)
+        remotes.configure(repo, cfg.remote, cfg.remote_options, dvc)
         (repo / "README.md").write_text(
             "# emopipe data repository\n\nEach tag is a published dataset version: `git checkout <tag> && dvc pull`.\n"
             "`lineage.json` says where it came from; `dataset/` is tracked by DVC.\n"
         )
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "Initialise emopipe data repository")
-    elif dvc(repo, "remote", "list").split() != ["default", cfg.remote]:
-        dvc(repo, "remote", "add", "-f", "-d", "default", cfg.remote)
-    if "://" not in cfg.remote:
+    elif remotes.configure(repo, cfg.remote, cfg.remote_options, dvc):
+        git(repo, "add", ".dvc/config")
+        if git(repo, "diff", "--cached", "--name-only", "--", ".dvc/config").strip():
+            git(repo, "commit", "-q", "-m", f"Data remote: {cfg.remote}", "--", ".dvc/config")
+    if remotes.is_local(cfg.remote):
         pathlib.Path(cfg.remote).mkdir(parents=True, exist_ok=True)
     return repo
 
@@ -122,6 +137,53 @@ def repo_lock(repo: pathlib.Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def failpoint(name: str) -> None:
+    """Fault injection for the crash tests: die by SIGKILL here when EMOPIPE_FAILPOINT names this point."""
+    if os.environ.get("EMOPIPE_FAILPOINT") == name:
+        log.warning("failpoint %s: killing this process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def recover(repo: pathlib.Path, prefix: str) -> str | None:
+    """Undo what a publisher killed mid-way left behind (called under the repo lock, before publishing).
+
+    A version only exists once its tag does. A publish commit without its tag, or staged files that never got
+    committed, are the remains of a killed publisher: the repository goes back to the last tagged version (or
+    the initial commit). Commits that publish did not make are left alone. Returns the commit undone, if any.
+    """
+    head = git(repo, "rev-parse", "HEAD").strip()
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=no").strip()
+    tagged = git(repo, "tag", "--points-at", head, "--list", f"{prefix}*").split()
+    message = git(repo, "log", "-1", "--format=%B", head)
+    unfinished = not tagged and f"{TRAILER}:" in message
+    if not unfinished and not dirty:
+        return None
+    target = git(repo, "rev-parse", "HEAD~1").strip() if unfinished else head
+    log.warning(
+        "data repository %s: found an unfinished publish (%s); rolling back to %s",
+        repo,
+        message.splitlines()[0] if unfinished else "uncommitted files",
+        target[:12],
+    )
+    _rollback(repo, target)
+    return head if unfinished else None
+
+
+def published_forget_register(params: Params) -> dict[str, dict[str, Any]]:
+    """The forget register committed with the latest version (empty before the first)."""
+    repo = pathlib.Path(params.publish.data_repo)
+    tags = versions(repo, params.publish.tag_prefix)
+    if not tags:
+        return {}
+    try:
+        body = git(repo, "show", f"{tags[-1]}:{forget.FILE}")
+    except CommandFailed:  # versions published before the register existed
+        return {}
+    import json
+
+    return {e["subject_sha256"]: e for e in json.loads(body)["subjects"]}
+
+
 def versions(repo: pathlib.Path, prefix: str) -> list[str]:
     """Published version tags, oldest first."""
     if not (repo / ".git").exists():
@@ -136,6 +198,37 @@ def lineage(repo: pathlib.Path, tag: str) -> dict[str, Any]:
     import json
 
     return json.loads(git(repo, "show", f"{tag}:lineage.json"))
+
+
+def dataset_size(repo: pathlib.Path, tag: str) -> tuple[int, int]:
+    """(bytes, files) of a version's dataset/ folder, from its committed .dvc file (no pull needed)."""
+    import yaml
+
+    out = yaml.safe_load(git(repo, "show", f"{tag}:dataset.dvc"))["outs"][0]
+    return int(out.get("size", 0)), int(out.get("nfiles", 0))
+
+
+def read_table_at(repo: pathlib.Path, tag: str, name: str, columns: list[str] | None = None) -> pa.Table:
+    """One table of a published version, read through DVC (local cache, else the remote) without a checkout."""
+    import io as _io
+
+    import dvc.api
+    import pyarrow.parquet as pq
+
+    raw = dvc.api.read(f"dataset/{name}", repo=str(repo), rev=tag, mode="rb")
+    return pq.read_table(_io.BytesIO(raw), columns=columns)
+
+
+def versions_with_subject(repo: pathlib.Path, prefix: str, subject_id: str) -> dict[str, int]:
+    """tag -> number of clips of `subject_id` in that version, for the versions that hold any."""
+    import pyarrow.compute as pc
+
+    found = {}
+    for tag in versions(repo, prefix):
+        n = pc.sum(pc.equal(read_table_at(repo, tag, "clips.parquet", ["subject_id"])["subject_id"], subject_id))
+        if n.as_py():
+            found[tag] = n.as_py()
+    return found
 
 
 def code_version() -> str:
@@ -169,8 +262,15 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
         )
     cfg = params.publish
     repo = pathlib.Path(cfg.data_repo)
-    with repo_lock(repo):
+    with repo_lock(repo), remotes.credentials(cfg.remote, cfg.aws_conn_id):
         ensure_data_repo(cfg)
+        recover(repo, cfg.tag_prefix)
+        register = forget.register(params.work_dir, published_forget_register(params))
+        if leaked := forget.drop(clips, register)[1]:
+            raise PublishRefused(
+                f"{sum(r['n_clips'] for r in leaked)} clips belong to subjects asked to be forgotten after this run "
+                "ingested its corpora; rerun the refresh so they are left out"
+            )
         existing = versions(repo, cfg.tag_prefix)
         if existing and lineage(repo, existing[-1]).get("dataset_digest") == digest:
             msg = f"dataset unchanged since {existing[-1]} (digest {digest[:12]}); no new version created"
@@ -200,18 +300,33 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
                 else sorted(set(extraction["extractor_version"].to_pylist())),
                 "labelers": sorted(set(labelled["labels"]["labeler"].to_pylist())) if "labels" in labelled else [],
             },
+            "classes": dict(sorted(Counter(lab or "unlabelled" for lab in clips["label"].to_pylist()).items())),
+            "forgotten_subjects": len(register),
             "gate": {"success": gate.success, "warnings": gate.warnings, "suites": gate.suites},
             "params": params.to_dict(),
         }
         head = git(repo, "rev-parse", "HEAD").strip()
         try:
             _stage_dataset(folder.path, repo / "dataset")
+            row_lineage = _row_lineage(
+                repo,
+                previous=existing[-1] if existing else None,
+                clips=clips,
+                extraction=extraction,
+                labelled=labelled,
+                tag=tag,
+                run_id=run_id,
+            )
+            io.write_table(row_lineage, repo / "dataset" / "lineage.parquet", ROW_LINEAGE)
             io.write_json(repo / "lineage.json", record)
+            forget.write(repo / forget.FILE, register)
             _stage_metrics(folder.path, repo)
             dvc(repo, "add", "-q", "dataset")
-            dvc(repo, "push", "-q", "-r", "default")
-            git(repo, "add", "dataset.dvc", ".gitignore", "lineage.json", "dvc.yaml", "metrics")
-            git(repo, "commit", "-q", "-m", f"{tag}: {clips.num_rows} clips from run {run_id}")
+            dvc(repo, "push", "-r", "default")  # not -q: it hides the error (credentials, bucket) as well
+            failpoint("publish:after_push")
+            git(repo, "add", "dataset.dvc", ".gitignore", "lineage.json", forget.FILE, "dvc.yaml", "metrics")
+            git(repo, "commit", "-q", "-m", f"{tag}: {clips.num_rows} clips from run {run_id}\n\n{TRAILER}: {tag}")
+            failpoint("publish:after_commit")
             git(repo, "tag", "-a", tag, "-m", f"emopipe dataset {tag} (digest {digest[:12]}, run {run_id})")
         except BaseException:
             log.error("publish of %s failed; restoring the data repository to %s", tag, head[:12])
@@ -220,6 +335,66 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
     msg = f"published {tag}: {clips.num_rows} clips, {quarantine.num_rows} quarantined, pushed to {cfg.remote}"
     log.info("%s", msg)
     return PublishResult(tag, True, msg, repo)
+
+
+def _row_lineage(
+    repo: pathlib.Path,
+    *,
+    previous: str | None,
+    clips: pa.Table,
+    extraction: pa.Table | None,
+    labelled: dict[str, pa.Table],
+    tag: str,
+    run_id: str,
+) -> pa.Table:
+    """Per clip: source checksum, stage and model versions, and the version that first published the same row.
+
+    `previous` is the latest version before this one; its lineage.parquet is read from git + the DVC cache.
+    """
+    extractor = (
+        {}
+        if extraction is None
+        else dict(zip(extraction["clip_id"].to_pylist(), extraction["extractor_version"].to_pylist(), strict=True))
+    )
+    labelers: dict[str, list[str]] = {}
+    if "labels" in labelled:
+        for cid, name in zip(
+            labelled["labels"]["clip_id"].to_pylist(), labelled["labels"]["labeler"].to_pylist(), strict=True
+        ):
+            labelers.setdefault(cid, []).append(name)
+    before: dict[tuple, tuple[str, str]] = {}
+    if previous is not None:
+        from dvc.exceptions import DvcException
+
+        # a version from before row lineage existed has none: every row starts here
+        with contextlib.suppress(FileNotFoundError, DvcException):
+            old = read_table_at(repo, previous, "lineage.parquet").to_pylist()
+            before = {
+                (r["clip_id"], r["sha256"], r["extractor_version"], tuple(r["labelers"] or ())): (
+                    r["first_published_in"],
+                    r["first_published_run_id"],
+                )
+                for r in old
+            }
+    code = code_version()
+    rows = []
+    for row in clips.select(["clip_id", "corpus", "media_path", "sha256"]).to_pylist():
+        cid = row["clip_id"]
+        names = sorted(labelers.get(cid, [])) or None
+        first = before.get((cid, row["sha256"], extractor.get(cid), tuple(names or ())), (tag, run_id))
+        rows.append(
+            {
+                **row,
+                "extractor_version": extractor.get(cid),
+                "labelers": names,
+                "published_in": tag,
+                "run_id": run_id,
+                "code_version": code,
+                "first_published_in": first[0],
+                "first_published_run_id": first[1],
+            }
+        )
+    return schemas.from_rows(rows, ROW_LINEAGE)
 
 
 def _stage_dataset(src: pathlib.Path, dst: pathlib.Path) -> None:
@@ -268,5 +443,6 @@ def checkout(params: Params, tag: str, dest: pathlib.Path) -> pathlib.Path:
     dest = pathlib.Path(dest)
     _run(["git", "clone", "-q", str(repo.resolve()), str(dest)], repo.parent)
     git(dest, "-c", "advice.detachedHead=false", "checkout", "-q", tag)
-    dvc(dest, "pull", "-q")
+    with remotes.credentials(params.publish.remote, params.publish.aws_conn_id):
+        dvc(dest, "pull")  # not -q: it hides the error (credentials, bucket) as well
     return dest

@@ -78,3 +78,16 @@ def test_dag_file_imports_fast_and_light(path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["elapsed"] < 2.0, result
     assert not {"torch", "ray", "cv2", "great_expectations", "dvc", "emopipe", "av", "decord"} & set(result["new"])
+
+
+def test_refresh_runs_daily_and_when_footage_lands():
+    bag = _dagbag().dags
+    refresh, landed = bag["emotion_dataset_refresh"], bag["footage_landed"]
+    timetable = refresh.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert [a.name for a in timetable.asset_condition.objects] == ["emopipe_footage"]
+    assert timetable.timetable.expression == "0 3 * * *"
+    (scan,) = landed.tasks
+    assert [o.name for o in scan.outlets] == ["emopipe_footage"]
+    assert [o.name for o in refresh.get_task("publish").outlets] == ["emopipe_dataset"]
+    assert refresh.params["forget_subjects"] == []

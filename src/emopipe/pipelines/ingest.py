@@ -7,7 +7,7 @@ import pathlib
 
 import pyarrow as pa
 
-from emopipe import schemas
+from emopipe import io, schemas
 from emopipe.config import Params, SourceConfig
 from emopipe.pipelines.stage_dir import StageDir
 from emopipe.sources.base import ProgressFn, ScanResult
@@ -42,16 +42,27 @@ def scan_source(source: SourceConfig, run_id: str, progress: ProgressFn | None =
 
 
 def run_sources(
-    sources: list[SourceConfig], out_dir: pathlib.Path, run_id: str, progress: ProgressFn | None = None
+    sources: list[SourceConfig],
+    out_dir: pathlib.Path,
+    run_id: str,
+    progress: ProgressFn | None = None,
+    forgotten: dict[str, dict] | None = None,
 ) -> pathlib.Path:
-    """Scan every source; write one clips.parquet, one quarantine.parquet and source.json (corpus -> root)."""
+    """Scan every source; write one clips.parquet, one quarantine.parquet and source.json (corpus -> root).
+
+    Clips of the subjects in `forgotten` (emopipe.forget's register) are left out; forget_removed.json says which.
+    """
+    from emopipe import forget
+
     results = [scan_source(s, run_id, progress) for s in sources]
     clips = pa.concat_tables([r.clips for r in results]) if results else schemas.from_rows([], schemas.CLIPS)
+    clips, removed = forget.drop(clips, forgotten or {})
     quarantine = (
         pa.concat_tables([r.quarantine for r in results]) if results else schemas.from_rows([], schemas.QUARANTINE)
     )
     source = {"corpora": {s.corpus: str(pathlib.Path(s.root).resolve()) for s in sources}}
     out = StageDir(pathlib.Path(out_dir)).write(clips, quarantine, source)
+    io.write_json(out / forget.REMOVED, {"removed": removed})
     log.info(
         "ingest: %d clips, %d quarantined from %s -> %s",
         clips.num_rows,

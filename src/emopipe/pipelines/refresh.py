@@ -6,6 +6,7 @@ and returns that folder as a string, so XCom only ever carries paths. Rerunning 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -35,13 +36,61 @@ def load(params_file: str | None) -> Params:
     return load_params(params_path(params_file))
 
 
-def ingest(params_file: str | None, run_id: str) -> str:
-    """Scan the configured corpus (the demo corpus when none is set) into clips + quarantine tables."""
+def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tuple[str, ...] = ()) -> str:
+    """Scan the configured corpora (the demo corpus when none is set) into clips + quarantine tables.
+
+    `forget_subjects` (`<corpus>:<id>`) are added to the forget register first; the register's subjects are left
+    out. The media found is recorded (media.json) so `new_media` can tell later what has landed since.
+    """
+    from emopipe import forget, versioning
     from emopipe.pipelines import ingest as ingest_pipeline
 
     params = load(params_file)
+    if forget_subjects:
+        forget.request(params.work_dir, list(forget_subjects), reason=f"refresh run {run_id}")
     out = params.run_dir(run_id) / "ingest"
-    return str(ingest_pipeline.run_sources(ingest_pipeline.configured_sources(params), out, run_id))
+    sources = ingest_pipeline.configured_sources(params)
+    register = forget.register(params.work_dir, versioning.published_forget_register(params))
+    folder = ingest_pipeline.run_sources(sources, out, run_id, forgotten=register)
+    io.write_json(folder / "media.json", media_snapshot(sources))
+    return str(folder)
+
+
+def media_snapshot(sources: list[Any]) -> dict[str, list[int]]:
+    """`<corpus>/<relative path>` -> [size, mtime_ns] of every file under the corpus roots (a stat, no reads)."""
+    snap: dict[str, list[int]] = {}
+    for src in sources:
+        root = pathlib.Path(src.root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                path = pathlib.Path(dirpath) / name
+                with contextlib.suppress(OSError):  # vanished between listing and stat: it is not there
+                    st = path.stat()
+                    snap[f"{src.corpus}/{path.relative_to(root).as_posix()}"] = [st.st_size, st.st_mtime_ns]
+    return snap
+
+
+def new_media(params_file: str | None) -> dict[str, Any]:
+    """What changed under the corpus roots since the last run that published (or found nothing new to publish)."""
+    from emopipe.pipelines import ingest as ingest_pipeline
+
+    params = load(params_file)
+    now = media_snapshot(ingest_pipeline.configured_sources(params))
+    pointer = params.work_dir / "runs" / "MEDIA.json"
+    before = io.read_json(pointer) if pointer.is_file() else {}
+    added = sorted(set(now) - set(before))
+    changed = sorted(k for k in set(now) & set(before) if now[k] != before[k])
+    removed = sorted(set(before) - set(now))
+    return {
+        "added": len(added),
+        "changed": len(changed),
+        "removed": len(removed),
+        "examples": (added + changed + removed)[:10],
+        "since_last_refresh": pointer.is_file(),
+    }
 
 
 def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
@@ -217,7 +266,14 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         }
     if (run_dir / "publish.json").exists():
         rep["publish"] = io.read_json(run_dir / "publish.json")
+    if (run_dir / "ingest" / "forget_removed.json").is_file():
+        rep["forgotten"] = [
+            {k: r[k] for k in ("subject_sha256", "corpus", "n_clips")}
+            for r in io.read_json(run_dir / "ingest" / "forget_removed.json")["removed"]
+        ]
     rep["outcome"] = _outcome(rep)
+    if rep["outcome"] in {"published", "unchanged"} and (run_dir / "ingest" / "media.json").is_file():
+        io.write_json(params.work_dir / "runs" / "MEDIA.json", io.read_json(run_dir / "ingest" / "media.json"))
     io.write_json(run_dir / "report.json", rep)
     (run_dir / "report.md").write_text(render_report(rep), encoding="utf-8")
     io.write_json(params.work_dir / "runs" / "LATEST.json", {"run_dir": str(run_dir), "run_id": run_id})
@@ -277,6 +333,10 @@ def render_report(rep: dict[str, Any]) -> str:
         lines += ["", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
         lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
+    for f in rep.get("forgotten", []):
+        lines.append(
+            f"- forgotten on request: {f['n_clips']} clips of subject {f['subject_sha256'][:12]}… ({f['corpus']})"
+        )
     if rep.get("quarantine"):
         lines += ["", "## Quarantine", ""] + [f"- {q}" for q in rep["quarantine"]]
     return "\n".join(lines) + "\n"
