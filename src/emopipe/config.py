@@ -337,15 +337,25 @@ class PublishConfig:
         data_repo: the git + DVC repository that holds published versions (created on first publish).
         remote: the DVC remote the data is pushed to: a local folder (default) or a URL such as s3://bucket/path.
         tag_prefix: versions are tagged `<prefix><n>`.
+        remote_options: non-secret DVC settings of the remote (`dvc remote modify`), e.g. `endpointurl`, `region`;
+            written to the data repository's committed .dvc/config. Credentials are refused here.
+        aws_conn_id: an Airflow connection whose login/password (access key id / secret access key) and extras
+            (`aws_session_token`, `region_name`, `endpoint_url`) are given to DVC for an s3:// remote, through
+            the environment only. None: the process's own AWS environment (AWS_ACCESS_KEY_ID, ...) is used.
     """
 
     data_repo: pathlib.Path = pathlib.Path("work/data-repo")
     remote: str = "work/dvc-remote"
     tag_prefix: str = "v"
+    remote_options: dict[str, Any] = field(default_factory=dict)
+    aws_conn_id: str | None = None
 
     def __post_init__(self) -> None:
+        from emopipe import remotes
+
         if not self.tag_prefix or any(c.isspace() for c in self.tag_prefix):
             raise ValueError("publish.tag_prefix must be a non-empty word")
+        remotes.check(self.remote, self.remote_options, self.aws_conn_id)
 
 
 @dataclass(frozen=True)
@@ -542,6 +552,8 @@ def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
         data_repo=path(pub.get("data_repo", PublishConfig.data_repo)),
         remote=remote,
         tag_prefix=str(pub.get("tag_prefix", PublishConfig.tag_prefix)),
+        remote_options=pub.get("remote_options") or {},
+        aws_conn_id=pub.get("aws_conn_id"),
     )
     cluster = _ray_config(_section(raw, "ray"), path)
     # A stage's own ray_address wins; a stage without one joins the `ray:` cluster (old per-stage files still work).
