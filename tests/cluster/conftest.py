@@ -162,6 +162,14 @@ def two_node_cluster() -> Iterator[LocalCluster]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.fixture
+def ingested(tiny_corpus, tmp_path) -> pathlib.Path:
+    """The tiny corpus ingested (not probed: its truncated file reaches extraction and becomes an error row)."""
+    from emopipe.pipelines import ingest
+
+    return ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[LocalCluster]:
     """One two-node cluster for the tests of this folder; the client side speaks token auth to it."""

@@ -12,17 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from tests.conftest import write_params
 
-from emopipe.pipelines import ingest, refresh
+from emopipe.pipelines import refresh
 from emopipe.pipelines.stage_dir import StageDir
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 EXTRACT = {"num_workers": 2, "batch_size": 2, "num_cpus": 2, "n_frames": 4, "frame_size": 48}
-
-
-@pytest.fixture
-def ingested(tiny_corpus, tmp_path) -> pathlib.Path:
-    return ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1")
 
 
 def test_extraction_on_two_nodes_matches_a_local_run(ray_cluster, ingested, tmp_path, caplog):
