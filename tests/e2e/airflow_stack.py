@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -55,6 +56,21 @@ def tail(path: pathlib.Path, n_chars: int = 6000) -> str:
     except OSError as err:
         return f"<{path}: {err}>"
     return text[-n_chars:]
+
+
+# Error-level lines of Airflow's console and JSON logs, tracebacks, and failed states.
+PROBLEMS = re.compile(
+    r'\[(error|critical)\s*\]|"level":"(error|critical)"|Traceback|\w+(Error|Exception): |state=failed'
+)
+
+
+def problems(path: pathlib.Path, n_lines: int = 30) -> str:
+    """The last `n_lines` lines of a log that report an error, a traceback or a failed state."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join([line[:800] for line in lines if PROBLEMS.search(line)][-n_lines:])
 
 
 # --------------------------------------------------------------------------------------------------- PostgreSQL
@@ -106,11 +122,13 @@ class Postgres:
         if self.os_user:
             entry = pwd.getpwnam(self.os_user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        subprocess.run(
+        init = subprocess.run(
             [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
              "--no-sync", "--locale=C"],
-            check=True, capture_output=True, text=True, cwd=self.root, **self._as_server_user(),
+            check=False, capture_output=True, text=True, cwd=self.root, **self._as_server_user(),
         )  # fmt: skip
+        if init.returncode:
+            raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout[-3000:]}{init.stderr[-3000:]}")
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -271,16 +289,23 @@ class Airflow:
 
         wait_for(f"the dag-processor to parse {sorted(dag_ids)}", parsed, timeout, 1.0, self.diagnostics)
 
-    def task_logs(self, run_id: str | None = None) -> str:
-        """The task logs (of one run, or all), newest last, for failure messages."""
-        paths = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
-        if run_id:
-            paths = [p for p in paths if f"run_id={run_id}" in str(p)]
-        return "\n".join(f"--- {p.relative_to(self.home)}\n{tail(p, 3000)}" for p in paths[-8:])
+    def task_logs(self, run_ids: set[str] | None = None, n_logs: int = 6) -> str:
+        """The newest task logs (of these runs, or of all), for failure messages: their error lines and tails."""
+        paths = sorted((self.home / "logs").glob("dag_id=*/run_id=*/task_id=*/*.log"), key=lambda p: p.stat().st_mtime)
+        if run_ids is not None:
+            paths = [p for p in paths if p.parent.parent.parent.name.removeprefix("run_id=") in run_ids]
+        return "\n".join(
+            f"--- {p.relative_to(self.home)}\n{problems(p, 10)}\n... tail:\n{tail(p, 1500)}" for p in paths[-n_logs:]
+        )
 
-    def diagnostics(self) -> str:
-        parts = [f"--- {name}.log\n{tail(self.log(name))}" for name in ("db-migrate", *self.SERVICES)]
-        return "\n".join([*parts, self.task_logs()])
+    def diagnostics(self, run_ids: set[str] | None = None) -> str:
+        """What went wrong, for a failure message: per service log its error lines and its tail, then task logs."""
+        parts = []
+        for name in ("db-migrate", *self.SERVICES):
+            if found := problems(self.log(name)):
+                parts.append(f"--- {name}.log: lines about errors\n{found}")
+            parts.append(f"--- {name}.log: tail\n{tail(self.log(name), 3000)}")
+        return "\n".join([*parts, self.task_logs(run_ids)])
 
     def stop(self) -> None:
         for proc in self.procs.values():

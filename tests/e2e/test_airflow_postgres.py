@@ -100,13 +100,17 @@ class Stack:
                 f"  {t['task_id']}: {t['state']} (try {t['try_number']})"
                 for t in self.task_instances(dag_id, r["run_id"])
             ]
-        return "\n".join(lines) + "\n" + self.airflow.diagnostics()
+        return "\n".join(lines) + "\n" + self.airflow.diagnostics({r["run_id"] for r in rows})
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     if airflow_stack.postgres_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries (initdb, postgres) not found on PATH or in /usr/lib/postgresql/*/bin")
+    try:
+        airflow_stack.unprivileged_user()
+    except RuntimeError as err:
+        pytest.skip(str(err))
     pytest.importorskip("psycopg2", reason="the postgres extra is not installed (psycopg2-binary)")
     pytest.importorskip("asyncpg", reason="the postgres extra is not installed (asyncpg, Airflow's async driver)")
     root = tmp_path_factory.mktemp("airflow-postgres")
