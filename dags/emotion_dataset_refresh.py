@@ -5,7 +5,7 @@ Runs daily at 03:00 UTC, whenever new footage lands (the `emopipe_footage` asset
 on demand, one run at a time (max_active_runs=1: a second trigger waits for the first). Each run processes only
 clips whose bytes or stage version changed and carries the rest over from earlier runs. Trigger with
 `{"params_file": "/path/params.yaml"}` to use another configuration (default: EMOPIPE_PARAMS, else the repo's
-params.yaml) and `{"forget_subjects": ["ravdess:07"]}` to remove a person from this and every later version.
+params.yaml) and `{"forget_subjects": ["ravdess:actor_07"]}` to remove a person from this and every later version.
 A blocking quality failure fails `validate` without retries and nothing is published; `report` always writes
 `<work_dir>/runs/<run_id>/report.md` and fails the run when no version came out of it. A new version updates
 the `emopipe_dataset` asset.

@@ -36,7 +36,7 @@ SUBJECT = re.compile(r"^[a-z]+:\S+$")
 def subject_hash(subject_id: str) -> str:
     """The register's key for a subject id of the form `<corpus>:<id>`."""
     if not SUBJECT.match(subject_id):
-        raise ValueError(f"subject id must look like '<corpus>:<id>' (e.g. ravdess:07), got {subject_id!r}")
+        raise ValueError(f"subject id must look like '<corpus>:<id>' (e.g. ravdess:actor_07), got {subject_id!r}")
     return hashlib.sha256(subject_id.encode()).hexdigest()
 
 

@@ -209,14 +209,19 @@ def dataset_size(repo: pathlib.Path, tag: str) -> tuple[int, int]:
 
 
 def read_table_at(repo: pathlib.Path, tag: str, name: str, columns: list[str] | None = None) -> pa.Table:
-    """One table of a published version, read through DVC (local cache, else the remote) without a checkout."""
-    import io as _io
+    """One table of a published version without a checkout: `dvc get` (local cache, else the remote, with the
+    same credentials as publish). FileNotFoundError when the version has no such table."""
+    import tempfile
 
-    import dvc.api
     import pyarrow.parquet as pq
 
-    raw = dvc.api.read(f"dataset/{name}", repo=str(repo), rev=tag, mode="rb")
-    return pq.read_table(_io.BytesIO(raw), columns=columns)
+    with tempfile.TemporaryDirectory(prefix="emopipe-get-") as tmp:
+        out = pathlib.Path(tmp) / name.replace("/", "_")
+        try:
+            dvc(repo, "get", str(pathlib.Path(repo).resolve()), f"dataset/{name}", "--rev", tag, "-o", str(out))
+        except CommandFailed as err:
+            raise FileNotFoundError(f"{tag}: dataset/{name}: {err}") from err
+        return pq.read_table(out, columns=columns)
 
 
 def versions_with_subject(repo: pathlib.Path, prefix: str, subject_id: str) -> dict[str, int]:
@@ -307,8 +312,7 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
         }
         head = git(repo, "rev-parse", "HEAD").strip()
         try:
-            _stage_dataset(folder.path, repo / "dataset")
-            row_lineage = _row_lineage(
+            row_lineage = _row_lineage(  # before staging: it reads the previous version's rows in dataset/
                 repo,
                 previous=existing[-1] if existing else None,
                 clips=clips,
@@ -317,6 +321,7 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
                 tag=tag,
                 run_id=run_id,
             )
+            _stage_dataset(folder.path, repo / "dataset")
             io.write_table(row_lineage, repo / "dataset" / "lineage.parquet", ROW_LINEAGE)
             io.write_json(repo / "lineage.json", record)
             forget.write(repo / forget.FILE, register)
@@ -349,7 +354,8 @@ def _row_lineage(
 ) -> pa.Table:
     """Per clip: source checksum, stage and model versions, and the version that first published the same row.
 
-    `previous` is the latest version before this one; its lineage.parquet is read from git + the DVC cache.
+    `previous` is the latest version before this one; its lineage.parquet is read from the working tree (which
+    is that version after recover()) or else with `dvc get`.
     """
     extractor = (
         {}
@@ -364,18 +370,27 @@ def _row_lineage(
             labelers.setdefault(cid, []).append(name)
     before: dict[tuple, tuple[str, str]] = {}
     if previous is not None:
-        from dvc.exceptions import DvcException
+        import pyarrow.parquet as pq
 
-        # a version from before row lineage existed has none: every row starts here
-        with contextlib.suppress(FileNotFoundError, DvcException):
-            old = read_table_at(repo, previous, "lineage.parquet").to_pylist()
-            before = {
-                (r["clip_id"], r["sha256"], r["extractor_version"], tuple(r["labelers"] or ())): (
-                    r["first_published_in"],
-                    r["first_published_run_id"],
-                )
-                for r in old
-            }
+        # After recover() the working tree is the previous version: read its lineage there (no remote needed);
+        # a version from before row lineage existed has none: then every row starts here.
+        old = []
+        here = repo / "dataset" / "lineage.parquet"
+        if (
+            here.is_file()
+            and git(repo, "rev-parse", "HEAD").strip() == git(repo, "rev-parse", f"{previous}^{{}}").strip()
+        ):
+            old = pq.read_table(here).to_pylist()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                old = read_table_at(repo, previous, "lineage.parquet").to_pylist()
+        before = {
+            (r["clip_id"], r["sha256"], r["extractor_version"], tuple(r["labelers"] or ())): (
+                r["first_published_in"],
+                r["first_published_run_id"],
+            )
+            for r in old
+        }
     code = code_version()
     rows = []
     for row in clips.select(["clip_id", "corpus", "media_path", "sha256"]).to_pylist():
