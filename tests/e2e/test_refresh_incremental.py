@@ -76,7 +76,8 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     assert (event["added"], event["changed"], event["removed"]) == (n_landed, 0, 0)
 
     # The refresh the asset triggers (run here by hand), with a deletion request for actor 01.
-    out = _dags_test("emotion_dataset_refresh", {"params_file": str(params_file), "forget_subjects": ["ravdess:actor_01"]})
+    conf = {"params_file": str(params_file), "forget_subjects": ["ravdess:actor_01"]}
+    out = _dags_test("emotion_dataset_refresh", conf)
     second = _report(params)
     assert second["outcome"] == "published", out[-3000:]
     assert second["publish"]["version"] == "v2"
