@@ -172,8 +172,11 @@ def _run_coroutine(make: Callable[[], Any]) -> None:
     except RuntimeError:
         asyncio.run(make())
         return
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
         pool.submit(lambda: asyncio.run(make())).result()
+    finally:
+        pool.shutdown(wait=False)  # interrupted: do not wait here for a stream that ends only with the job
 
 
 def submit_to_cluster(job: str, args: dict[str, str], cluster: RayConfig, tail: int = 40) -> str:
