@@ -2,8 +2,9 @@
 dag-processor and api-server (Execution API) as separate processes, runs triggered through the REST API.
 
 Two refreshes triggered at once must queue behind each other (max_active_runs=1), the first publishing v1 and the
-second finding the data unchanged, with one tag in the data repo. When the `footage_landed` DAG exists, landing
-footage (its asset event) must start an asset-triggered refresh.
+second finding the data unchanged, with one tag in the data repo. A new actor's clips landing under the corpus root
+must make `footage_landed` update the `emopipe_footage` asset, which starts an asset-triggered refresh that publishes
+the next version and re-extracts only the new clips (skipped while dags/footage_landed.py does not exist).
 """
 
 from __future__ import annotations
