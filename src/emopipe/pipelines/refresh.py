@@ -40,7 +40,7 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
     """Scan the configured corpora (the demo corpus when none is set) into clips + quarantine tables.
 
     `forget_subjects` (`<corpus>:<id>`) are added to the forget register first; the register's subjects are left
-    out. The media found is recorded (media.json) so `new_media` can tell later what has landed since.
+    out. The media found is recorded (media.json, runs/MEDIA.json) so `new_media` can tell what has landed since.
     """
     from emopipe import forget, versioning
     from emopipe.pipelines import ingest as ingest_pipeline
@@ -51,8 +51,10 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
     out = params.run_dir(run_id) / "ingest"
     sources = ingest_pipeline.configured_sources(params)
     register = forget.register(params.work_dir, versioning.published_forget_register(params))
+    snapshot = media_snapshot(sources)  # before the scan: a file landing during this run counts as new next time
     folder = ingest_pipeline.run_sources(sources, out, run_id, forgotten=register)
-    io.write_json(folder / "media.json", media_snapshot(sources))
+    io.write_json(folder / "media.json", snapshot)
+    io.write_json(params.work_dir / "runs" / "MEDIA.json", snapshot)
     return str(folder)
 
 
@@ -74,7 +76,11 @@ def media_snapshot(sources: list[Any]) -> dict[str, list[int]]:
 
 
 def new_media(params_file: str | None) -> dict[str, Any]:
-    """What changed under the corpus roots since the last run that published (or found nothing new to publish)."""
+    """What changed under the corpus roots since the last refresh ingested them.
+
+    A refresh that then failed is not triggered again by the same files (that would retry a failing gate every
+    scan); the daily schedule retries it, and any further drop triggers a new run.
+    """
     from emopipe.pipelines import ingest as ingest_pipeline
 
     params = load(params_file)
@@ -272,8 +278,6 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
             for r in io.read_json(run_dir / "ingest" / "forget_removed.json")["removed"]
         ]
     rep["outcome"] = _outcome(rep)
-    if rep["outcome"] in {"published", "unchanged"} and (run_dir / "ingest" / "media.json").is_file():
-        io.write_json(params.work_dir / "runs" / "MEDIA.json", io.read_json(run_dir / "ingest" / "media.json"))
     io.write_json(run_dir / "report.json", rep)
     (run_dir / "report.md").write_text(render_report(rep), encoding="utf-8")
     io.write_json(params.work_dir / "runs" / "LATEST.json", {"run_dir": str(run_dir), "run_id": run_id})
