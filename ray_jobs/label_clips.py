@@ -23,7 +23,8 @@ if __name__ == "__main__":
     parser.add_argument("--labeler", action="append", help="run only these configured labelers")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_params(args.params).label_clips
+    params = load_params(args.params)
+    cfg = params.label_clips
     if args.labeler:
         cfg = label_clips.select(cfg, args.labeler)
-    label_clips.run(cfg, args.input, args.output, args.run_id, previous=args.previous)
+    label_clips.run(cfg, args.input, args.output, args.run_id, previous=args.previous, cluster=params.ray)

@@ -20,4 +20,5 @@ if __name__ == "__main__":
     parser.add_argument("--run-id", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    probe_clips.run(load_params(args.params).probe_clips, args.input, args.output, args.run_id)
+    params = load_params(args.params)
+    probe_clips.run(params.probe_clips, args.input, args.output, args.run_id, cluster=params.ray)

@@ -375,7 +375,7 @@ class RayConfig:
         jobs_dir: the ray_jobs/ folder as the cluster sees it (a path on the cluster, not resolved here); relative
             paths are relative to the job's working directory. None: `ray_jobs` inside runtime_env.working_dir when
             one is shipped, else this checkout's own folder (the same path on the cluster: shared storage or image).
-        max_restarts: how often Ray restarts an actor of a pool (extract_features) whose process died.
+        max_restarts: how often Ray restarts a pool actor (probe, extract, label) whose process died.
         max_task_retries: how often a batch whose actor died is retried on the restarted actor.
     """
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emopipe import io, schemas
-from emopipe.config import LabelConfig, LabelerSpec
+from emopipe.config import LabelConfig, LabelerSpec, RayConfig
 from emopipe.pipelines.stage_dir import StageDir
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,11 @@ def _reusable(previous: pathlib.Path | None, clips: pa.Table, labelers: list[str
     return prev.take(pa.array(keep, pa.int64()))
 
 
-def build(cfg: LabelConfig, inputs: pathlib.Path) -> ray.data.Dataset:  # noqa: F821
-    """The Ray Data plan: read the input rows (zero-CPU reads), label them in a pool of `num_workers` actors."""
+def build(cfg: LabelConfig, inputs: pathlib.Path, cluster: RayConfig | None = None) -> ray.data.Dataset:  # noqa: F821
+    """The Ray Data plan: read the input rows (zero-CPU reads), label them in a pool of `num_workers` actors.
+
+    A pool actor whose process dies is restarted and its batch retried a bounded number of times (`cluster`).
+    """
     import ray
     from ray.data import ActorPoolStrategy
 
@@ -104,6 +107,7 @@ def build(cfg: LabelConfig, inputs: pathlib.Path) -> ray.data.Dataset:  # noqa: 
     # The v2 Parquet datasource lists files in a 1-CPU task that waits behind an actor pool holding every core;
     # the v1 read path runs only the zero-CPU read tasks.
     ray.data.DataContext.get_current().use_datasource_v2 = False
+    cluster = cluster or RayConfig()
     return ray.data.read_parquet(str(inputs), num_cpus=0).map_batches(
         LabelWorker,
         fn_constructor_kwargs={"cfg": cfg},
@@ -112,6 +116,8 @@ def build(cfg: LabelConfig, inputs: pathlib.Path) -> ray.data.Dataset:  # noqa: 
         compute=ActorPoolStrategy(size=cfg.num_workers),
         num_cpus=1,
         num_gpus=resolve_gpus(cfg),
+        max_restarts=cluster.max_restarts,
+        max_task_retries=cluster.max_task_retries,
     )
 
 
@@ -134,6 +140,8 @@ def run(
     out_dir: pathlib.Path,
     run_id: str,
     previous: pathlib.Path | None = None,
+    *,
+    cluster: RayConfig | None = None,
 ) -> LabelSummary:
     """Label the clips of an extracted folder; write labels.parquet, agreement.parquet and label.json to out_dir.
 
@@ -170,7 +178,7 @@ def run(
         if n != len(todo):
             raise RuntimeError(f"features.parquet has {n} of the {len(todo)} clips to label: rerun extract_features")
         with connect(cfg.ray_address, cfg.num_cpus):
-            fresh += list(build(cfg, inputs).iter_batches(batch_format="pyarrow", batch_size=None))
+            fresh += list(build(cfg, inputs, cluster).iter_batches(batch_format="pyarrow", batch_size=None))
         inputs.unlink()
     schema = schemas.load_schema("labels")
     labels = pa.concat_tables([schemas.conform(t, schema) for t in fresh]) if fresh else schema.empty_table()

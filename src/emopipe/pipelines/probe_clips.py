@@ -10,24 +10,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emopipe import schemas
-from emopipe.config import ProbeConfig
+from emopipe.config import ProbeConfig, RayConfig
 from emopipe.pipelines.stage_dir import StageDir
 
 log = logging.getLogger(__name__)
 
 
-def build(cfg: ProbeConfig, clips: pa.Table, roots: dict[str, str]) -> ray.data.Dataset:  # noqa: F821
+def build(
+    cfg: ProbeConfig, clips: pa.Table, roots: dict[str, str], cluster: RayConfig | None = None
+) -> ray.data.Dataset:  # noqa: F821
     """The Ray Data plan: the clips table as blocks of `batch_size` rows, each probed in a pool actor.
 
     The clips table is metadata (a few hundred bytes a clip), so the driver reads it with its declared schema
     and hands Ray ready blocks. Reading it in Ray tasks instead needs a CPU that the actor pool may hold,
-    which deadlocks a 2-core machine.
+    which deadlocks a 2-core machine. A pool actor whose process dies is restarted and its batch retried a
+    bounded number of times (`cluster`, the `ray:` section), so a file that kills every decoder fails the job
+    instead of retrying forever.
     """
     import ray
     from ray.data import ActorPoolStrategy
 
     from emopipe.stages.probe import ClipProber
 
+    cluster = cluster or RayConfig()
     n_blocks = max(1, math.ceil(clips.num_rows / cfg.batch_size))
     blocks = [clips.slice(i * cfg.batch_size, cfg.batch_size) for i in range(n_blocks)]
     return ray.data.from_arrow(blocks).map_batches(
@@ -37,6 +42,8 @@ def build(cfg: ProbeConfig, clips: pa.Table, roots: dict[str, str]) -> ray.data.
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.num_workers),
         num_cpus=1,
+        max_restarts=cluster.max_restarts,
+        max_task_retries=cluster.max_task_retries,
     )
 
 
@@ -58,7 +65,14 @@ def split(probed: pa.Table, run_id: str) -> tuple[pa.Table, pa.Table]:
     return schemas.conform(clips, schemas.CLIPS), schemas.conform(quarantine, schemas.QUARANTINE)
 
 
-def run(cfg: ProbeConfig, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str) -> pathlib.Path:
+def run(
+    cfg: ProbeConfig,
+    in_dir: pathlib.Path,
+    out_dir: pathlib.Path,
+    run_id: str,
+    *,
+    cluster: RayConfig | None = None,
+) -> pathlib.Path:
     """Probe the clips of an ingest folder; write the probed clips and the grown quarantine to out_dir."""
     from emopipe.raycluster import connect
 
@@ -66,7 +80,9 @@ def run(cfg: ProbeConfig, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: s
     clips, quarantine, source = src.clips(), src.quarantine(), src.source()
     if clips.num_rows:
         with connect(cfg.ray_address, cfg.num_cpus):
-            batches = build(cfg, clips, source["corpora"]).iter_batches(batch_format="pyarrow", batch_size=None)
+            batches = build(cfg, clips, source["corpora"], cluster).iter_batches(
+                batch_format="pyarrow", batch_size=None
+            )
             probed = pa.concat_tables(list(batches))  # metadata only: a few hundred bytes a clip
     else:
         probed = clips.append_column("error_detail", pa.array([], pa.string()))
