@@ -40,11 +40,14 @@ def subject_hash(subject_id: str) -> str:
     return hashlib.sha256(subject_id.encode()).hexdigest()
 
 
+def entries(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """hash -> entry, from a register document as `write` stores it."""
+    return {e["subject_sha256"]: e for e in doc["subjects"]}
+
+
 def read(path: pathlib.Path) -> dict[str, dict[str, Any]]:
     """hash -> entry, from a register file (empty when it does not exist)."""
-    if not path.is_file():
-        return {}
-    return {e["subject_sha256"]: e for e in io.read_json(path)["subjects"]}
+    return entries(io.read_json(path)) if path.is_file() else {}
 
 
 def write(path: pathlib.Path, entries: dict[str, dict[str, Any]]) -> None:

@@ -176,12 +176,9 @@ def published_forget_register(params: Params) -> dict[str, dict[str, Any]]:
     if not tags:
         return {}
     try:
-        body = git(repo, "show", f"{tags[-1]}:{forget.FILE}")
+        return forget.entries(_show_json(repo, tags[-1], forget.FILE))
     except CommandFailed:  # versions published before the register existed
         return {}
-    import json
-
-    return {e["subject_sha256"]: e for e in json.loads(body)["subjects"]}
 
 
 def versions(repo: pathlib.Path, prefix: str) -> list[str]:
@@ -193,11 +190,16 @@ def versions(repo: pathlib.Path, prefix: str) -> list[str]:
     return [t for _, t in sorted(numbered)]
 
 
-def lineage(repo: pathlib.Path, tag: str) -> dict[str, Any]:
-    """The lineage record committed with a version."""
+def _show_json(repo: pathlib.Path, rev: str, path: str) -> Any:
+    """A JSON file as committed at `rev` in the data repository."""
     import json
 
-    return json.loads(git(repo, "show", f"{tag}:lineage.json"))
+    return json.loads(git(repo, "show", f"{rev}:{path}"))
+
+
+def lineage(repo: pathlib.Path, tag: str) -> dict[str, Any]:
+    """The lineage record committed with a version."""
+    return _show_json(repo, tag, "lineage.json")
 
 
 def dataset_size(repo: pathlib.Path, tag: str) -> tuple[int, int]:

@@ -60,7 +60,7 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     assert actor1
 
     # Nothing landed: the watcher skips and does not update the asset.
-    assert refresh.new_media(str(params_file))[("added")] == 0
+    assert refresh.new_media(str(params_file))["added"] == 0
     out = _dags_test("footage_landed", {"params_file": str(params_file)})
     assert "state=skipped" in out, out[-3000:]
     assert _footage_events() == []

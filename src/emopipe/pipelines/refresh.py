@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from emopipe import io
-from emopipe.config import Params, load_params
+from emopipe.config import Params, SourceConfig, load_params
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
     return str(folder)
 
 
-def media_snapshot(sources: list[Any]) -> dict[str, list[int]]:
+def media_snapshot(sources: list[SourceConfig]) -> dict[str, list[int]]:
     """`<corpus>/<relative path>` -> [size, mtime_ns] of every file under the corpus roots (a stat, no reads)."""
     snap: dict[str, list[int]] = {}
     for src in sources:
