@@ -57,14 +57,12 @@ def labeler_version(spec: LabelerSpec) -> str:
 
 def select(cfg: LabelConfig, names: list[str]) -> LabelConfig:
     """The config with only the named labelers (the fusion labeler becomes the first of them if it is left out)."""
-    import dataclasses
-
     known = {s.name: s for s in cfg.labelers}
     if unknown := [n for n in names if n not in known]:
         raise ValueError(f"unknown labelers {unknown}; params.yaml label_clips.labelers has {sorted(known)}")
     chosen = tuple(known[n] for n in dict.fromkeys(names))
     fusion = cfg.fusion_labeler if cfg.fusion_labeler in names else chosen[0].name
-    return dataclasses.replace(cfg, labelers=chosen, fusion_labeler=fusion)
+    return cfg.model_copy(update={"labelers": chosen, "fusion_labeler": fusion})
 
 
 def _input_columns(cfg: LabelConfig) -> list[str]:
