@@ -118,6 +118,14 @@ def problems_of(monkeypatch, tmp_path, text: str) -> list[str]:
             "'label': not a demographic column of the clips table (known: gender",
         ),
         ("validate: {bias_attributes: [gender, gender]}", "validate.bias_attributes: each attribute once"),
+        (
+            "validate: {bias_attributes: [gender*gender]}",
+            "'gender*gender': an intersection is a pair of two different",
+        ),
+        (
+            "validate: {bias_attributes: [gender, gender*accent]}",
+            "validate.bias_attributes: 'gender*accent' is audited when both its columns are listed; add accent",
+        ),
         # Checks across keys of a section.
         ("ingest: {corpus: dfew}", "ingest.root: only the ravdess demo can be generated; set ingest.root for dfew"),
         ("ingest: {sources: [{corpus: footage, root: /d}]}", "ingest.sources[0].license: a footage source needs"),
@@ -277,7 +285,7 @@ label_clips:
   labelers:
     - {name: fer, kind: fer}
     - {name: vmae, kind: hf_video, path: models/vmae, label_map: {Happy: happiness}}
-validate: {min_class_share: {blocking: 0.02, warning: 0.05}, bias_attributes: [gender, gender*age_group]}
+validate: {min_class_share: {blocking: 0.02, warning: 0.05}, bias_attributes: [gender, age_group, gender*age_group]}
 ray: {address: "head:6379", runtime_env: {working_dir: ., env_vars: {A: b}}, jobs_dir: ray_jobs}
 publish: {remote: "s3://bucket/emopipe", remote_options: {region: eu-west-1}}
 """
@@ -297,7 +305,7 @@ def test_freeze_writes_every_value_and_reads_back_equal(tmp_path):
     assert written["ray"]["runtime_env"]["working_dir"] == str(tmp_path / "cfg")
     again = load_params(frozen.path)
     assert again == params and again.to_dict() == params.to_dict() and again.source == frozen.path
-    assert again.validate.bias_attributes == ("gender", "gender*age_group")
+    assert again.validate.bias_attributes == ("gender", "age_group", "gender*age_group")
     # Freezing the same parameters elsewhere writes the same bytes.
     assert freeze(params, tmp_path / "run2").path.read_text(encoding="utf-8") == text
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pathlib
+import tempfile
 import typing
 import warnings
 from collections.abc import Iterable
@@ -443,7 +444,11 @@ def demographic_columns() -> tuple[str, ...]:
 
 
 def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
-    """Single demographic columns or intersections spelled as the bias code does (`gender*age_group`)."""
+    """Demographic columns, or intersections spelled as the bias code does (`gender*age_group`).
+
+    The bias code audits the intersection of each pair of listed columns itself and skips a name that is not a
+    column, so an intersection is accepted only with both its columns listed: never silently not audited.
+    """
     from emopipe.stages.bias import CROSS
 
     known = demographic_columns()
@@ -452,13 +457,19 @@ def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
         parts = name.split(CROSS)
         if unknown := [p for p in parts if p not in known]:
             wrong.append(", ".join(repr(p) for p in unknown) + (f" (in {name!r})" if len(parts) > 1 else ""))
-        elif len(set(parts)) != len(parts):
-            raise ValueError(f"{name!r} crosses a column with itself")
     if wrong:
         raise ValueError(
             f"{'; '.join(wrong)}: not a demographic column of the clips table (known: {', '.join(known)}; "
             f"an intersection is written {CROSS.join(known[:2])})"
         )
+    for name in (n for n in value if CROSS in n):
+        parts = name.split(CROSS)
+        if len(parts) != 2 or parts[0] == parts[1]:  # noqa: PLR2004 - the bias code crosses pairs
+            raise ValueError(f"{name!r}: an intersection is a pair of two different columns")
+        if missing := [p for p in parts if p not in value]:
+            raise ValueError(
+                f"{name!r} is audited when both its columns are listed; add {', '.join(missing)} to the list"
+            )
     if len(set(value)) != len(value):
         raise ValueError(f"each attribute once, got {list(value)}")
     return value
@@ -998,8 +1009,10 @@ def freeze(params: Params, run_dir: str | pathlib.Path) -> FrozenParams:
     run_dir.mkdir(parents=True, exist_ok=True)
     dest, sha = run_dir / FROZEN_NAME, params.params_sha256
     if not dest.exists():
-        tmp = run_dir / f".{FROZEN_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(_frozen_text(params), encoding="utf-8")
+        fd, name = tempfile.mkstemp(prefix=f".{FROZEN_NAME}.", suffix=".tmp", dir=run_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(_frozen_text(params))
+        tmp = pathlib.Path(name)
         try:
             os.link(tmp, dest)  # atomic and never overwrites: of two tasks freezing at once, the first wins
         except FileExistsError:
