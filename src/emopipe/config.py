@@ -156,7 +156,7 @@ class _Strict(type(BaseModel)):
     sections too, without the validation context that resolves paths.)"""
 
     def __call__(cls, *args: Any, **data: Any) -> Any:
-        names = [n for n in cls.model_fields]
+        names = list(cls.model_fields)
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__} takes at most {len(names)} positional arguments")
         if twice := sorted(set(names[: len(args)]) & set(data)):
