@@ -425,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATA
     except (FileNotFoundError, ValueError, SchemaError, CommandFailed, WeightsError) as err:
-        print(f"emopipe {args.command}: {err}", file=sys.stderr)
+        # One line per problem (a ParamsError lists every problem of params.yaml), each naming the command.
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"emopipe {args.command}: {line}", file=sys.stderr)
         return EXIT_USAGE
 
 

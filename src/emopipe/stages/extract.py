@@ -12,7 +12,6 @@ import json
 import logging
 import pathlib
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ def extractor_version(cfg: ExtractConfig) -> str:
     """`<code version>+<hash of the settings that change the output>`, e.g. `1+3fa2c9d0`."""
     keys = ("n_frames", "frame_size", "crop_size", "keep_frames", "jpeg_quality", "face_detector", "face_weights")
     keys += ("min_face_size", "audio")
-    settings = json.dumps({k: str(asdict(cfg)[k]) for k in keys}, sort_keys=True)
+    settings = json.dumps({k: str(getattr(cfg, k)) for k in keys}, sort_keys=True)
     return f"{EXTRACTOR_CODE_VERSION}+{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
