@@ -194,11 +194,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from emopipe import versioning
-    from emopipe.config import params_sha256
 
     with _Run(args) as run:
         res = versioning.publish(
-            run.params, pathlib.Path(args.dir), run.run_id, params_sha256=params_sha256(run.params)
+            run.params, pathlib.Path(args.dir), run.run_id, params_sha256=run.params.params_sha256
         )
     print(res.message)
     print(f"data repository: {res.data_repo}  (git checkout {res.version} && dvc pull)")

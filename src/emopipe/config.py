@@ -145,7 +145,7 @@ OptionalPath = Annotated[pathlib.Path | None, BeforeValidator(_to_path)]
 OptionalPathStr = Annotated[str | None, BeforeValidator(_to_path_str)]
 Count = Annotated[int, Field(ge=1)]
 OptionalCount = Annotated[int, Field(ge=1)] | None
-Retries = Annotated[int, Field(ge=0)]
+Retries = Annotated[int, Field(ge=0)]  # a count that may be 0
 Share = Annotated[float, Field(ge=0, le=1)]
 Gpus = Annotated[int | float | str, PlainValidator(_gpus)]
 
@@ -651,8 +651,11 @@ class RayConfig(_Section):
         jobs_dir: the ray_jobs/ folder as the cluster sees it (a path on the cluster, not resolved here); relative
             paths are relative to the job's working directory. None: `ray_jobs` inside runtime_env.working_dir when
             one is shipped, else this checkout's own folder (the same path on the cluster: shared storage or image).
-        max_restarts: how often Ray restarts a pool actor (probe, extract, label) whose process died (>= 0).
-        max_task_retries: how often a batch whose actor died is retried on the restarted actor (>= 0).
+        executor: where a stage's new rows are computed: "auto" (in the stage's own process when there are fewer
+            than `local_below_rows` of them and no cluster or GPU is configured, else on Ray), "ray" (always on
+            Ray) or "in-process" (never on Ray: tests, a laptop without Ray).
+        local_below_rows: with `executor: auto`, fewer new rows than this skip Ray's start-up cost (>= 0; 0 never).
+        local_idle_s: the run's local Ray head stops by itself after this many seconds without a stage using it.
     """
 
     where: ClassVar[str] = "ray"
@@ -662,8 +665,9 @@ class RayConfig(_Section):
     runtime_env: Annotated[dict[str, Any] | None, AfterValidator(_runtime_env)] = None
     python: Annotated[str, AfterValidator(_interpreter)] = "python"
     jobs_dir: str | None = None
-    max_restarts: Retries = 3
-    max_task_retries: Retries = 3
+    executor: Literal["auto", "ray", "in-process"] = "auto"
+    local_below_rows: Retries = 32
+    local_idle_s: Annotated[float, Field(gt=0)] = 1800.0
 
 
 SECTIONS = ("work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "ray")

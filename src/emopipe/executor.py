@@ -266,6 +266,7 @@ class Settings:
         gpus: GPUs per actor ("auto", a number) or None for the stage's declaration.
         mode: "auto", "ray" or "in-process".
         local_below: with "auto", fewer new rows than this are computed in-process.
+        idle_s: the run's local Ray head stops after this long unused.
     """
 
     run_dir: pathlib.Path
@@ -275,6 +276,7 @@ class Settings:
     gpus: float | str | None = None
     mode: str = "auto"
     local_below: int = 32
+    idle_s: float = 1800.0
 
 
 @contextlib.contextmanager
@@ -290,7 +292,7 @@ def executing(stage: Stage, rows: Rows, settings: Settings) -> Iterator[tuple[It
     if n_rows == 0:
         yield iter(()), executor
     elif isinstance(executor, RayExecutor):
-        with raycluster.session(settings.address, settings.run_dir, settings.num_cpus):
+        with raycluster.session(settings.address, settings.run_dir, settings.num_cpus, settings.idle_s):
             yield executor.map(stage, rows), executor
     else:
         yield executor.map(stage, rows), executor

@@ -56,6 +56,23 @@ def in_submitted_job() -> bool:
     return JOB_ENV_VAR in os.environ
 
 
+def _present_token() -> None:
+    """A driver joining a token-auth cluster must present its token: Ray only does so with RAY_AUTH_MODE=token,
+    which it reads into its config when imported, so it is also refreshed here (Ray's own helper for that)."""
+    if os.environ.get("RAY_AUTH_MODE") or not (
+        os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")
+    ):
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray release: the environment variable is all there is
+        os.environ["RAY_AUTH_MODE"] = "token"
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _quiet_ray_logs() -> None:
     # Ray Data's progress bars and per-operator INFO lines would drown the stage's own summary.
     logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -85,8 +102,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
         kwargs["include_dashboard"] = False
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
-    elif os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN"):
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # a joining driver must present the cluster's token
+    else:
+        _present_token()
     ray.init(address=address, **kwargs)
     _quiet_ray_logs()
     where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
@@ -186,10 +203,12 @@ def stop_head(run_dir: pathlib.Path, timeout_s: float = 30.0) -> bool:
 
 
 @contextlib.contextmanager
-def session(address: str | None, run_dir: pathlib.Path, num_cpus: int | None = None) -> Iterator[None]:
+def session(
+    address: str | None, run_dir: pathlib.Path, num_cpus: int | None = None, idle_s: float = DEFAULT_IDLE_S
+) -> Iterator[None]:
     """Ray for one stage of a run: the configured cluster, else the run's local head (started if needed)."""
     if address is None and not in_submitted_job() and not os.environ.get("RAY_ADDRESS"):
-        address = start_head(run_dir, num_cpus)
+        address = start_head(run_dir, num_cpus, idle_s)
         touch_lease(run_dir)
     try:
         with connect(address, num_cpus):

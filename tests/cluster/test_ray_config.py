@@ -43,7 +43,7 @@ def test_runtime_env_paths_are_relative_to_params_yaml_and_uris_are_kept(tmp_pat
     [
         ({"dashboard_url": "head:8265"}, "ray.dashboard_url: must be an http"),
         ({"runtime_env": ["working_dir"]}, "ray.runtime_env: must be a mapping"),
-        ({"max_restarts": -1}, "ray.max_restarts: must be >= 0, got -1"),
+        ({"local_below_rows": -1}, "ray.local_below_rows: must be >= 0, got -1"),
         ({"adress": "head:6379"}, "ray.adress: unknown key; did you mean 'address'"),
     ],
 )

@@ -30,8 +30,9 @@ def settings(params: Params, run_id: str) -> executor.Settings:
         address=cfg.ray_address,
         num_workers=cfg.num_workers,
         num_cpus=cfg.num_cpus,
-        mode=getattr(params.ray, "executor", "auto"),
-        local_below=getattr(params.ray, "local_below_rows", 32),
+        mode=params.ray.executor,
+        local_below=params.ray.local_below_rows,
+        idle_s=params.ray.local_idle_s,
     )
 
 

@@ -156,13 +156,13 @@ def new_media(params_file: str | None) -> dict[str, Any]:
 
 def _runs_here(params: Params, n_rows: int, stage_gpus: Any) -> bool:
     """Whether a stage's `n_rows` new rows are computed in this process rather than as a Ray job."""
-    mode = getattr(params.ray, "executor", "auto")
+    mode = params.ray.executor
     if n_rows == 0 or mode == "in-process":
         return True
     if mode == "ray" or params.ray.dashboard_url or params.ray.address:
         return False
     wants_gpu = stage_gpus not in (None, "auto", 0, 0.0)
-    return not wants_gpu and n_rows < getattr(params.ray, "local_below_rows", 32)
+    return not wants_gpu and n_rows < params.ray.local_below_rows
 
 
 def _stage(job: str, params_file: str | None, run_id: str, in_dir: str) -> str:
@@ -259,10 +259,9 @@ def bias_audit(
 def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
     """Version the validated dataset with DVC (no new version when nothing changed)."""
     from emopipe import versioning
-    from emopipe.config import params_sha256
 
     params = load(params_file, run_id)
-    res = versioning.publish(params, pathlib.Path(validated_dir), run_id, params_sha256=params_sha256(params))
+    res = versioning.publish(params, pathlib.Path(validated_dir), run_id, params_sha256=params.params_sha256)
     out = params.run_dir(run_id) / "publish.json"
     io.write_json(
         out,
@@ -287,9 +286,7 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     raycluster.stop_head(run_dir)  # the run's last task: its local Ray is not needed any more
     rep: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "params_file": str(params_path(params_file))}
     if (frozen := frozen_file(params, run_id)).is_file():
-        from emopipe.config import params_sha256
-
-        rep["params_resolved"], rep["params_sha256"] = str(frozen), params_sha256(params)
+        rep["params_resolved"], rep["params_sha256"] = str(frozen), params.params_sha256
     stage = next(
         (
             run_dir / name
