@@ -2,13 +2,12 @@
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
-from emopipe.pipelines.stage_dir import StageDir
-from tests.conftest import write_params
+from tests.conftest import rewrite_table, write_dataset, write_params
 
-from emopipe import io, schemas
+from emopipe import schemas
 from emopipe.config import load_params
+from emopipe.dataset import Dataset
 from emopipe.quality import validate
 from emopipe.stages import probe
 
@@ -21,9 +20,9 @@ def probed_dir(tiny_corpus, tmp_path):
     scan = ravdess.scan(tiny_corpus, run_id="t")
     rows = probe.probe_rows(scan.clips.to_pylist(), tiny_corpus)
     ok = [r for r in rows if r["error"] is None]
-    return StageDir(tmp_path / "probed").write(
-        schemas.from_rows(ok, schemas.CLIPS), scan.quarantine, {"corpus": "ravdess", "root": str(tiny_corpus)}
-    )
+    return write_dataset(
+        tmp_path / "probed", schemas.from_rows(ok, schemas.CLIPS), scan.quarantine, {"ravdess": str(tiny_corpus)}
+    ).path
 
 
 @pytest.fixture
@@ -40,11 +39,12 @@ def test_healthy_dataset_passes_and_builds_data_docs(probed_dir, params, tmp_pat
     stored = validate.load_result(tmp_path / "validated")
     assert stored.dataset_digest == result.dataset_digest and len(result.dataset_digest) == 64
     assert (tmp_path / "validated" / "reports" / "class_balance.parquet").is_file()
+    assert Dataset(tmp_path / "validated").digest == result.dataset_digest  # the tables passed through unchanged
+    assert Dataset(probed_dir).reads["clips"] == 0
 
 
 def _rewrite(folder, fn):
-    sd = StageDir(folder)
-    io.write_table(fn(sd.clips()), sd.clips_path, schemas.CLIPS)
+    rewrite_table(folder, "clips", fn)
 
 
 def test_missing_emotion_fails_and_names_the_class(probed_dir, params, tmp_path):
@@ -71,11 +71,11 @@ def test_duplicate_content_fails_naming_the_clips(probed_dir, params, tmp_path):
 
 def test_drifted_column_type_fails(probed_dir, params, tmp_path):
     """A clips file written by another tool with a wrong type is caught by the gate, not published."""
-    sd = StageDir(probed_dir)
-    table = pq.read_table(sd.clips_path)
+    table = Dataset(probed_dir).raw("clips")
     idx = table.schema.get_field_index("duration_s")
-    table = table.set_column(idx, "duration_s", pc.cast(table["duration_s"], pa.string()))
-    pq.write_table(table, sd.clips_path)
+    rewrite_table(
+        probed_dir, "clips", raw=table.set_column(idx, "duration_s", pc.cast(table["duration_s"], pa.string()))
+    )
     result = validate.run(params, probed_dir, tmp_path / "validated", "t")
     assert not result.success
     text = "\n".join(result.blocking_failures)
@@ -84,8 +84,7 @@ def test_drifted_column_type_fails(probed_dir, params, tmp_path):
 
 
 def test_missing_column_fails_with_schema_error(probed_dir, params, tmp_path):
-    sd = StageDir(probed_dir)
-    pq.write_table(pq.read_table(sd.clips_path).drop_columns(["sha256"]), sd.clips_path)
+    rewrite_table(probed_dir, "clips", raw=Dataset(probed_dir).raw("clips").drop_columns(["sha256"]))
     result = validate.run(params, probed_dir, tmp_path / "validated", "t")
     assert not result.success
     assert (
