@@ -149,7 +149,7 @@ def _folder(root: pathlib.Path, *, full: bool = True) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     root = tmp_path_factory.mktemp("audit")
-    return audit_report.render(_folder(root), root / "out", version="v7")
+    return audit_report.render_folder(_folder(root), root / "out", version="v7")
 
 
 class _Images(html.parser.HTMLParser):
@@ -242,7 +242,7 @@ def test_datasheet_states_licences_prohibited_uses_and_sources(report):
 
 def test_report_renders_from_clips_alone(tmp_path):
     folder = _folder(tmp_path, full=False)
-    paths = audit_report.render(folder, tmp_path / "out")
+    paths = audit_report.render_folder(folder, tmp_path / "out")
     text = paths["html"].read_text(encoding="utf-8")
     for heading in HEADINGS:
         assert f">{heading}</h" in text, heading
@@ -254,7 +254,7 @@ def test_report_renders_from_clips_alone(tmp_path):
 
 
 def test_report_of_an_empty_folder(tmp_path):
-    paths = audit_report.render(tmp_path / "nothing", tmp_path / "out", title="empty <audit>")
+    paths = audit_report.render_folder(tmp_path / "nothing", tmp_path / "out", title="empty <audit>")
     text = paths["html"].read_text(encoding="utf-8")
     assert "empty &lt;audit&gt;" in text and "No clips table" in text and "plots" not in paths
     assert "Article 5(1)(f)" in paths["datasheet"].read_text(encoding="utf-8")
@@ -319,7 +319,7 @@ def test_report_takes_given_tables_and_flags_them(tmp_path):
         ],
         schemas.load_schema("model_parity"),
     )
-    paths = audit_report.render(
+    paths = audit_report.render_folder(
         folder, tmp_path / "out", tables={"label_dependence": dependence, "model_parity": parity}
     )
     text = paths["html"].read_text(encoding="utf-8")

@@ -103,7 +103,7 @@ def audit_folder(
         out_dir / "audit.json",
         {"success": gate.success, "blocking_failures": gate.blocking_failures, "warnings": gate.warnings},
     )
-    paths = audit_report.render(
+    paths = audit_report.render_folder(
         pathlib.Path(folder), out_dir, tables=tables, version=version, thresholds=params.validate
     )
     (log.info if gate.success else log.error)("bias audit of %s: %s", version or folder, gate.summary())
