@@ -77,28 +77,74 @@ def _tables() -> dict[str, pa.Table]:
         ),
         "balance_summary": schemas.from_rows(
             [
-                {"corpus": "ravdess", "n_clips": 100, "n_labelled": 100, "n_classes": 3, "smallest_class": "disgust",
-                 "min_share": 0.0, "largest_class": "happiness", "imbalance_ratio": None, "divergence": 0.6},
-                {"corpus": "dfew", "n_clips": 100, "n_labelled": 100, "n_classes": 2, "smallest_class": "anger",
-                 "min_share": 0.05, "largest_class": "sadness", "imbalance_ratio": 19.0, "divergence": 0.2},
+                {
+                    "corpus": "ravdess",
+                    "n_clips": 100,
+                    "n_labelled": 100,
+                    "n_classes": 3,
+                    "smallest_class": "disgust",
+                    "min_share": 0.0,
+                    "largest_class": "happiness",
+                    "imbalance_ratio": None,
+                    "divergence": 0.6,
+                },
+                {
+                    "corpus": "dfew",
+                    "n_clips": 100,
+                    "n_labelled": 100,
+                    "n_classes": 2,
+                    "smallest_class": "anger",
+                    "min_share": 0.05,
+                    "largest_class": "sadness",
+                    "imbalance_ratio": 19.0,
+                    "divergence": 0.2,
+                },
             ],
             s("balance_summary"),
         ),  # fmt: skip
         "fold_balance": schemas.from_rows(
             [
-                {**fold, "fold": 2, "n_labelled": 210, "smallest_class": "fear", "min_share": 0.02,
-                 "imbalance_ratio": 36.0, "divergence": 0.41},
-                {**fold, "fold": 3, "n_labelled": 40, "smallest_class": "fear", "min_share": 0.0,
-                 "imbalance_ratio": None, "divergence": 0.5},
+                {
+                    **fold,
+                    "fold": 2,
+                    "n_labelled": 210,
+                    "smallest_class": "fear",
+                    "min_share": 0.02,
+                    "imbalance_ratio": 36.0,
+                    "divergence": 0.41,
+                },
+                {
+                    **fold,
+                    "fold": 3,
+                    "n_labelled": 40,
+                    "smallest_class": "fear",
+                    "min_share": 0.0,
+                    "imbalance_ratio": None,
+                    "divergence": 0.5,
+                },
             ],
             s("fold_balance"),
         ),  # fmt: skip
         "representation": schemas.from_rows(
             [
-                {"corpus": "footage", "attribute": "gender", "group": "female", "sources": "annotated", "count": 95,
-                 "share": 0.95, "n_unknown": 12},
-                {"corpus": "footage", "attribute": "gender", "group": HOSTILE, "sources": "annotated", "count": 5,
-                 "share": 0.05, "n_unknown": 12},
+                {
+                    "corpus": "footage",
+                    "attribute": "gender",
+                    "group": "female",
+                    "sources": "annotated",
+                    "count": 95,
+                    "share": 0.95,
+                    "n_unknown": 12,
+                },
+                {
+                    "corpus": "footage",
+                    "attribute": "gender",
+                    "group": HOSTILE,
+                    "sources": "annotated",
+                    "count": 5,
+                    "share": 0.05,
+                    "n_unknown": 12,
+                },
             ],
             s("representation"),
         ),  # fmt: skip
@@ -108,35 +154,69 @@ def _tables() -> dict[str, pa.Table]:
         ),
         "extraction": schemas.from_rows(
             [
-                {"clip_id": f"ravdess:{i:02d}", "corpus": "ravdess", "extractor_version": "x@1", "n_sampled": 16,
-                 "face_share": 0.1, "n_log_mel_bins": 40 if i == 0 else 80, "n_egemaps": 88,
-                 "error": "decode_failed" if i < 3 else None}
+                {
+                    "clip_id": f"ravdess:{i:02d}",
+                    "corpus": "ravdess",
+                    "extractor_version": "x@1",
+                    "n_sampled": 16,
+                    "face_share": 0.1,
+                    "n_log_mel_bins": 40 if i == 0 else 80,
+                    "n_egemaps": 88,
+                    "error": "decode_failed" if i < 3 else None,
+                }
                 for i in range(20)
             ],
             s("extraction"),
         ),  # fmt: skip
         "labels": schemas.from_rows(
             [
-                {"clip_id": "ravdess:00", "corpus": "ravdess", "sha256": "0" * 64, "labeler": "fer@1", "label": "joy",
-                 "confidence": 1.5},
-                {"clip_id": "ravdess:00", "corpus": "ravdess", "sha256": "0" * 64, "labeler": "fer@1",
-                 "label": None, "abstain_reason": "felt_lazy", "error": "model_crashed"},
+                {
+                    "clip_id": "ravdess:00",
+                    "corpus": "ravdess",
+                    "sha256": "0" * 64,
+                    "labeler": "fer@1",
+                    "label": "joy",
+                    "confidence": 1.5,
+                },
+                {
+                    "clip_id": "ravdess:00",
+                    "corpus": "ravdess",
+                    "sha256": "0" * 64,
+                    "labeler": "fer@1",
+                    "label": None,
+                    "abstain_reason": "felt_lazy",
+                    "error": "model_crashed",
+                },
             ],
             s("labels"),
         ),  # fmt: skip
         "agreement": schemas.from_rows(
             [
-                {"corpus": "ravdess", "labeler": "fer@1", "n_clips": 192, "n_answered": 64, "coverage": 0.33,
-                 "war": 0.125, "uar": 0.125, "classes": ["happiness", "sadness"],
-                 "per_class_recall": [("happiness", 0.25), ("sadness", 0.0)]},
+                {
+                    "corpus": "ravdess",
+                    "labeler": "fer@1",
+                    "n_clips": 192,
+                    "n_answered": 64,
+                    "coverage": 0.33,
+                    "war": 0.125,
+                    "uar": 0.125,
+                    "classes": ["happiness", "sadness"],
+                    "per_class_recall": [("happiness", 0.25), ("sadness", 0.0)],
+                },
             ],
             s("agreement"),
         ),  # fmt: skip
         "fused_labels": schemas.from_rows(
             [
-                {"clip_id": f"ravdess:{i:03d}", "corpus": "ravdess", "human_label": "sadness" if i % 2 else "anger",
-                 "model_label": "happiness" if i < 168 else ("sadness" if i % 2 else "anger"), "label_source": "human",
-                 "label": "sadness" if i % 2 else "anger", "disagreement": i < 168}
+                {
+                    "clip_id": f"ravdess:{i:03d}",
+                    "corpus": "ravdess",
+                    "human_label": "sadness" if i % 2 else "anger",
+                    "model_label": "happiness" if i < 168 else ("sadness" if i % 2 else "anger"),
+                    "label_source": "human",
+                    "label": "sadness" if i % 2 else "anger",
+                    "disagreement": i < 168,
+                }
                 for i in range(192)
             ]
             + [{"clip_id": "ravdess:999", "corpus": "ravdess", "label_source": "oracle"}],
@@ -144,22 +224,50 @@ def _tables() -> dict[str, pa.Table]:
         ),  # fmt: skip
         "label_dependence": schemas.from_rows(
             [
-                {"corpus": "dfew", "attribute": "gender", "attribute_sources": "estimated", "n_clips": 200,
-                 "groups": ["female", "male"], "classes": ["anger", "sadness"], "chi2": 14.0, "dof": 1,
-                 "p_value": 0.0002, "cramers_v": 0.25, "max_gap": 0.2, "max_gap_class": "anger",
-                 "max_gap_groups": "female > male", "max_gap_shares": "0.30 vs 0.10", "min_cell_count": 5,
-                 "testable": True},
+                {
+                    "corpus": "dfew",
+                    "attribute": "gender",
+                    "attribute_sources": "estimated",
+                    "n_clips": 200,
+                    "groups": ["female", "male"],
+                    "classes": ["anger", "sadness"],
+                    "chi2": 14.0,
+                    "dof": 1,
+                    "p_value": 0.0002,
+                    "cramers_v": 0.25,
+                    "max_gap": 0.2,
+                    "max_gap_class": "anger",
+                    "max_gap_groups": "female > male",
+                    "max_gap_shares": "0.30 vs 0.10",
+                    "min_cell_count": 5,
+                    "testable": True,
+                },
             ],
             s("label_dependence"),
         ),  # fmt: skip
         "model_parity": schemas.from_rows(
             [
-                {"corpus": "dfew", "labeler": "fer@1", "attribute": "gender", "groups": ["female", "male"],
-                 "recall_ratio": 0.5, "worst_group": "male", "demographic_parity_ratio": 0.5,
-                 "equalized_odds_difference": 0.6, "face_hit_ratio": 0.4, "testable": True,
-                 **{k: [("female", v), ("male", w)] for k, v, w in (
-                     ("n_per_group", 100, 100), ("recall_per_group", 0.8, 0.4), ("accuracy_per_group", 0.8, 0.4),
-                     ("negative_rate_per_group", 0.6, 0.3))}},
+                {
+                    "corpus": "dfew",
+                    "labeler": "fer@1",
+                    "attribute": "gender",
+                    "groups": ["female", "male"],
+                    "recall_ratio": 0.5,
+                    "worst_group": "male",
+                    "demographic_parity_ratio": 0.5,
+                    "equalized_odds_difference": 0.6,
+                    "face_hit_ratio": 0.4,
+                    "testable": True,
+                    **{
+                        k: [("female", v), ("male", w)]
+                        for k, v, w in (
+                            ("n_per_group", 100, 100),
+                            ("recall_per_group", 0.8, 0.4),
+                            ("accuracy_per_group", 0.8, 0.4),
+                            ("negative_rate_per_group", 0.6, 0.3),
+                        )
+                    },
+                },
             ],
             s("model_parity"),
         ),  # fmt: skip

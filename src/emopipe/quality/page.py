@@ -265,7 +265,7 @@ def _cell(value: Any) -> str:
 
 
 def page_rows(records: list[ExpectationRecord]) -> dict[str, list[_Row]]:
-    """The page's rows per table, in the order the tables were validated."""
+    """The page's rows per table, in the order the tables were validated; within a table, failures first."""
     out: dict[str, list[_Row]] = {}
     for i, record in enumerate(records):
         column = record.kwargs.get("column") or ", ".join(str(c) for c in record.kwargs.get("column_list") or [])
@@ -286,6 +286,8 @@ def page_rows(records: list[ExpectationRecord]) -> dict[str, list[_Row]]:
                 more=max(0, (record.unexpected_count or 0) - len(record.unexpected_rows)),
             )
         )
+    for table_rows in out.values():  # what needs a look first: failed blocking, failed warning, then the rest
+        table_rows.sort(key=lambda r: (r.status == "passed", r.level != "blocking"))
     return out
 
 

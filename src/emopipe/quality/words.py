@@ -196,21 +196,21 @@ def number(value: Any, kind: str = "num") -> str:
         return str(value)
     if kind == "share":
         return f"{100 * value:.1f}%"
-    if kind == "ratio":
-        return f"{value:.3g}x"
     if kind == "points":
         return f"{100 * value:.1f} percentage points"
-    if kind == "seconds":
-        return f"{value:.3g} s"
-    if kind == "fps":
-        return f"{value:.3g} fps"
-    if kind == "pixels":
-        return f"{value:g} px"
-    if kind == "bytes":
-        return f"{value:g} bytes"
-    if isinstance(value, int) or kind == "int" or float(value).is_integer():
-        return f"{int(value)}" if float(value).is_integer() else f"{value:.3g}"
-    return f"{value:.3g}"
+    unit = {"ratio": "x", "seconds": " s", "fps": " fps", "pixels": " px", "bytes": " bytes"}.get(kind, "")
+    return _digits(value) + unit
+
+
+def _digits(value: float) -> str:
+    """Three significant digits, never in exponent form: 10000 stays "10000", 0.000213 is "0.000213"."""
+    if math.isinf(value):
+        return "infinite" if value > 0 else "minus infinite"
+    if float(value).is_integer():
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}" if abs(value) >= 1e-4 else f"{value:.2e}"
 
 
 def _value(value: Any) -> str:
@@ -380,8 +380,10 @@ def _fused_disagreement(record: ExpectationRecord) -> str:
     """ "the model disagrees with the human label on 168 of 192 clips; it predicted happiness for all of them"."""
     n = _n(record)
     both = (record.element_count or 0) - (record.missing_count or 0)  # disagreement is null unless both labels exist
-    text = f"the model disagrees with the human label on {n} of {_plural(both, ('clip', 'clips'))}" if both else (
-        f"the model disagrees with the human label on {_plural(n, ('clip', 'clips'))}"
+    text = (
+        f"the model disagrees with the human label on {n} of {_plural(both, ('clip', 'clips'))}"
+        if both
+        else (f"the model disagrees with the human label on {_plural(n, ('clip', 'clips'))}")
     )
     corpora = _counts(record, "corpus")
     if len(corpora) == 1:
@@ -500,12 +502,15 @@ def _null(record: ExpectationRecord, expect_null: bool) -> str:
     column = str(record.kwargs.get("column"))
     table = record.table
     phrases = _NULL_PHRASES if expect_null else _NOT_NULL_PHRASES
-    default = (f"has a value in {column}", f"have a value in {column}") if expect_null else (
-        f"has no {column}", f"have no {column}"
+    default = (
+        (f"has a value in {column}", f"have a value in {column}")
+        if expect_null
+        else (f"has no {column}", f"have no {column}")
     )
     what = _verb(record, *phrases.get((table, column), default))
     n, total = _n(record), record.element_count
-    text = _of(record, total) + (f" ({number(n / total, 'share')})" if total else "") + f" {what}"
+    per_clip = table not in {"fold_balance", "balance_summary"}  # a share of 2 corpora says nothing
+    text = _of(record, total) + (f" ({number(n / total, 'share')})" if total and per_clip else "") + f" {what}"
     if expect_null and (reasons := _counts(record, column)):
         text += " (" + ", ".join(f"{v} {c}" for v, c in reasons[:MAX_NAMED]) + ")"
     mostly = record.kwargs.get("mostly")
@@ -530,8 +535,10 @@ def _unique(record: ExpectationRecord) -> str:
 def _regex(record: ExpectationRecord) -> str:
     column = str(record.kwargs.get("column"))
     has = _verb(record, "has", "have")
-    what = "that is not 64 hexadecimal digits" if (record.table, column) == ("clips", "sha256") else (
-        f"that does not match {record.kwargs.get('regex')}"
+    what = (
+        "that is not 64 hexadecimal digits"
+        if (record.table, column) == ("clips", "sha256")
+        else (f"that does not match {record.kwargs.get('regex')}")
     )
     return f"{_of(record, record.element_count)} {has} a {column} {what}: " + _named(record, column, "value")
 
