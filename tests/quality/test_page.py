@@ -118,3 +118,28 @@ def test_escape_for_data_docs_leaves_the_records_alone(hostile_gate):
     group = next(r for r in hostile_gate.result.records if r.table == "representation" and not r.success)
     assert any(row.get("group") == HOSTILE for row in group.unexpected_rows)  # the records keep the real value
     assert page.escape_markup({"a<": ["<b>", ("&",)], "n": 1}) == {"a&lt;": ["&lt;b&gt;", ("&amp;",)], "n": 1}
+
+
+def test_the_gate_logs_no_gx_chatter(tmp_path, caplog):
+    """GX logs hundreds of INFO lines per run (`config_provider` on every asset); the gate keeps its log to what
+    a person needs. A GX logging level set on purpose is left as it is."""
+    import logging
+
+    from emopipe import schemas
+    from emopipe.config import Params
+    from emopipe.quality.validate import validate_tables
+
+    gx_logger = logging.getLogger("great_expectations")
+    gx_logger.setLevel(logging.NOTSET)  # as in a fresh process
+    table = schemas.from_rows([], schemas.load_schema("near_duplicates"))
+    with caplog.at_level(logging.DEBUG):
+        result = validate_tables({"near_duplicates": table}, Params(work_dir=tmp_path), run_name="quiet")
+    assert result.success
+    chatter = [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    assert chatter == [], [r.getMessage()[:80] for r in chatter[:5]]
+    gx_logger.setLevel(logging.INFO)
+    try:
+        validate_tables({"near_duplicates": table}, Params(work_dir=tmp_path), run_name="loud")
+        assert gx_logger.level == logging.INFO
+    finally:
+        gx_logger.setLevel(logging.NOTSET)
