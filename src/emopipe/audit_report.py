@@ -1099,7 +1099,8 @@ def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_
         "not_measured": [n for n in ("label_dependence", "model_parity") if n not in view.tables],
         "gate": gate,
     }
-    return templates.render("datasheet.md.j2", context)
+    # the template's blocks each end with a blank line; Markdown needs one between blocks, not two
+    return re.sub(r"\n{3,}", "\n\n", templates.render("datasheet.md.j2", context))
 
 
 # ---------------------------------------------------------------------------------------------------- entry points
