@@ -54,6 +54,39 @@ SOURCES = ("annotated", "derived", "estimated")
 P_LEVEL = 0.05  # a label_dependence association counts only where its p-value is below this
 EMPTY = "\N{EM DASH}"
 CLASS_COLOUR, THIN_CLASS_COLOUR = "#3b6ea5", "#d9822b"
+# (header, label_dependence column, format) of the report's label dependence table
+DEPENDENCE_COLUMNS = (
+    ("corpus", "corpus", None),
+    ("attribute", "attribute", None),
+    ("clips", "n_clips", None),
+    ("chi2", "chi2", None),
+    ("dof", "dof", None),
+    ("p", "p_value", "p"),
+    ("Cramér's V", "cramers_v", None),
+    ("largest gap", "max_gap", "share"),
+    ("class", "max_gap_class", None),
+    ("groups", "max_gap_groups", None),
+    ("shares", "max_gap_shares", None),
+    ("testable", "testable", None),
+    ("attribute sources", "attribute_sources", None),
+    ("note", "note", None),
+)
+# (header, model_parity column, format) of the report's model parity table
+PARITY_COLUMNS = (
+    ("corpus", "corpus", None),
+    ("labeler", "labeler", None),
+    ("attribute", "attribute", None),
+    ("clips per group", "n_per_group", "map"),
+    ("recall per group", "recall_per_group", "map"),
+    ("recall ratio", "recall_ratio", None),
+    ("worst group", "worst_group", None),
+    ("demographic parity ratio", "demographic_parity_ratio", None),
+    ("equalized odds difference", "equalized_odds_difference", None),
+    ("face hit rate per group", "face_hit_rate_per_group", "map"),
+    ("face hit ratio", "face_hit_ratio", None),
+    ("testable", "testable", None),
+    ("note", "note", None),
+)
 TITLE_POINTS = 12.0  # matplotlib's axes title size ("large" at the default 10 pt)
 
 EU_AI_ACT = (
@@ -308,6 +341,15 @@ def _table(
         ]
         out.append(_Row(cells, row_classes[i] if row_classes else None))
     return _Table(headers, out)
+
+
+def _columns_table(
+    columns: tuple[tuple[str, str, str | None], ...], rows: list[dict[str, Any]], row_classes: list[str | None]
+) -> _Table:
+    """A table of metric rows laid out by (header, key, kind) columns; "map" cells read an Arrow map as a dict."""
+    values = [[_as_dict(r.get(k)) if kind == "map" else r.get(k) for _, k, kind in columns] for r in rows]
+    kinds = [kind if kind != "map" else None for _, _, kind in columns]
+    return _table([h for h, _, _ in columns], values, kinds=kinds, row_classes=row_classes)
 
 
 def _md_table(headers: list[str], rows: list[list[Any]], kinds: list[str | None] | None = None) -> dict[str, Any]:
@@ -778,48 +820,7 @@ def _class_share_section(view: _View) -> dict[str, Any]:
     th = view.thresholds
     table = None
     if dep is not None:
-        table = _table(
-            [
-                "corpus",
-                "attribute",
-                "clips",
-                "chi2",
-                "dof",
-                "p",
-                "Cramér's V",
-                "largest gap",
-                "class",
-                "groups",
-                "shares",
-                "testable",
-                "attribute sources",
-                "note",
-            ],
-            [
-                [
-                    r.get(k)
-                    for k in (
-                        "corpus",
-                        "attribute",
-                        "n_clips",
-                        "chi2",
-                        "dof",
-                        "p_value",
-                        "cramers_v",
-                        "max_gap",
-                        "max_gap_class",
-                        "max_gap_groups",
-                        "max_gap_shares",
-                        "testable",
-                        "attribute_sources",
-                        "note",
-                    )
-                ]
-                for r in dep
-            ],
-            kinds=[None, None, None, None, None, "p", None, "share", None, None, None, None, None, None],
-            row_classes=["flag" if _dependence_flag(r, th) else None for r in dep],
-        )
+        table = _columns_table(DEPENDENCE_COLUMNS, dep, ["flag" if _dependence_flag(r, th) else None for r in dep])
     return {
         "plots": plots,
         "dependence": table,
@@ -861,41 +862,7 @@ def _parity_section(view: _View) -> dict[str, Any]:
                 "plot": _plot(view, f"parity/{corpus}/{labeler}/{attribute}", _png(fig), alt, caption),
             }
         )
-    keys = (
-        "corpus",
-        "labeler",
-        "attribute",
-        "n_per_group",
-        "recall_per_group",
-        "recall_ratio",
-        "worst_group",
-        "demographic_parity_ratio",
-        "equalized_odds_difference",
-        "face_hit_rate_per_group",
-        "face_hit_ratio",
-        "testable",
-        "note",
-    )
-    maps = {"n_per_group", "recall_per_group", "face_hit_rate_per_group"}
-    table = _table(
-        [
-            "corpus",
-            "labeler",
-            "attribute",
-            "clips per group",
-            "recall per group",
-            "recall ratio",
-            "worst group",
-            "demographic parity ratio",
-            "equalized odds difference",
-            "face hit rate per group",
-            "face hit ratio",
-            "testable",
-            "note",
-        ],
-        [[_as_dict(r.get(k)) if k in maps else r.get(k) for k in keys] for r in parity],
-        row_classes=["flag" if _parity_flags(r, th) else None for r in parity],
-    )
+    table = _columns_table(PARITY_COLUMNS, parity, ["flag" if _parity_flags(r, th) else None for r in parity])
     note = (
         f"Highlighted: recall ratio below {th.min_recall_ratio.warning} (the four-fifths rule), demographic "
         f"parity ratio below {th.min_parity_ratio.warning}, equalized odds difference above "
