@@ -141,8 +141,10 @@ class Dataset:
     def _legacy_manifest(self) -> dict[str, Any]:
         source = self.path / "source.json"
         corpora = io.read_json(source).get("corpora", {}) if source.is_file() else {}
+        if not corpora and source.is_file() and "corpus" in io.read_json(source):  # the single-corpus form
+            corpora = {io.read_json(source)["corpus"]: io.read_json(source).get("root", "")}
         tables = {}
-        for path in sorted(self.path.glob("*.parquet")):
+        for path in sorted(self.path.glob("*.parquet")) if self.path.is_dir() else []:
             tables[path.stem] = {"file": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
         return {"layout": 1, "corpora": corpora, "synthetic": {}, "stages": {}, "tables": tables}
 

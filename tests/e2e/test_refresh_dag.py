@@ -127,11 +127,11 @@ def test_gate_failure_stops_the_dag_and_publishes_nothing(airflow_db, tiny_corpu
     params = load_params(params_file)
     report = _report(params)
     assert report["outcome"] == "gate_failed"
-    assert any("label=disgust" in m for m in report["gate"]["blocking_failures"])
+    assert any("class disgust in ravdess" in m for m in report["gate"]["blocking_failures"])
     assert "publish" not in report
     assert versioning.versions(params.publish.data_repo, "v") == []
     out = proc.stdout + proc.stderr
-    assert "state=failed" in out and "label=disgust" in out
+    assert "state=failed" in out and "class disgust in ravdess" in out
     run_dir = pathlib.Path(report["run_dir"])
     assert "BLOCKING" in (run_dir / "report.md").read_text()
     shutil.rmtree(run_dir)

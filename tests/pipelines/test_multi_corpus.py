@@ -43,8 +43,8 @@ def test_three_corpora_probe_gate_and_report(tmp_path):
 
     validated = refresh.validate(str(params_file), run_id, probed)
     gate = json.loads((pathlib.Path(validated) / "validation.json").read_text())
-    leaks = [w for w in gate["warnings"] if w.startswith("near_duplicates.warning")]
-    assert leaks and "expect_table_row_count_to_equal" in leaks[0]
+    leaks = [w for w in gate["warnings"] if "first frame across corpora" in w]
+    assert leaks and "groups of clips share their first frame across corpora: combining those" in leaks[0]
     import pyarrow.parquet as pq
 
     groups = pq.read_table(pathlib.Path(validated) / "reports" / "near_duplicates.parquet").to_pylist()
