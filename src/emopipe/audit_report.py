@@ -1131,6 +1131,7 @@ def inputs_from(
     *,
     gate: Any = None,
     version: str | None = None,
+    lineage: dict[str, Any] | None = None,
     thresholds: ValidateConfig | None = None,
 ) -> ReportInputs:
     """The report's inputs from a dataset (emopipe.dataset.Dataset): its tables as it read them, once.
@@ -1140,6 +1141,7 @@ def inputs_from(
         tables: metric tables already computed (by the gate or the audit); others come from `reports/` if there.
         gate: the gate's result (GateResult or its dict); default: the dataset's validation.json.
         version: the version to show; default: its lineage's.
+        lineage: the lineage record of the version being published; default: the dataset's lineage.json.
         thresholds: the gate thresholds.
     """
 
@@ -1152,7 +1154,7 @@ def inputs_from(
             elif (path := folder / "reports" / f"{name}.parquet").is_file():
                 metric[name] = pq.read_table(path)
     stored = gate if gate is not None else ds.gate
-    lineage = ds.lineage
+    lineage = lineage if lineage is not None else ds.lineage
     corpora = {c: str(r) for c, r in ds.corpora.items()}
     page = folder / VALIDATION_PAGE
     return ReportInputs(

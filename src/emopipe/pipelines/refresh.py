@@ -389,7 +389,9 @@ def _outcome(rep: dict[str, Any]) -> str:
 
 
 def render_report(rep: dict[str, Any]) -> str:
-    """The run report as Markdown, for a person."""
+    """The run report as Markdown, for a person (values from the data are neutralised: never markup)."""
+    from emopipe.templates import md_safe
+
     lines = [f"# emopipe run {rep['run_id']}", "", f"**Outcome: {rep['outcome']}**", ""]
     if pub := rep.get("publish"):
         lines += [
@@ -438,14 +440,14 @@ def render_report(rep: dict[str, Any]) -> str:
     if gate := rep.get("gate"):
         lines += ["", f"- Data Docs: {gate['data_docs']}", f"- bias report: {rep.get('bias_report')}"]
         lines += ["", "## Quality gate", ""]
-        lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
-        lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
+        lines += [f"- BLOCKING: {md_safe(m)}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
+        lines += [f"- warning: {md_safe(m)}" for m in gate["warnings"]] or ["- no warnings"]
     for f in rep.get("forgotten", []):
         lines.append(
             f"- forgotten on request: {f['n_clips']} clips of subject {f['subject_sha256'][:12]}… ({f['corpus']})"
         )
     if rep.get("quarantine"):
-        lines += ["", "## Quarantine", ""] + [f"- {q}" for q in rep["quarantine"]]
+        lines += ["", "## Quarantine", ""] + [f"- {md_safe(q)}" for q in rep["quarantine"]]
     return "\n".join(lines) + "\n"
 
 
