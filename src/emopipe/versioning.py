@@ -252,11 +252,11 @@ def publish(
 
     Args:
         params: the run's configuration.
-        validated_dir: the gate's output folder.
+        validated_dir: the gate's output folder (or a Dataset of it, already open): each table is read once.
         run_id: the run (recorded in lineage).
         params_sha256: the hash of the run's frozen parameters (recorded in lineage).
     """
-    ds = Dataset.open(validated_dir)
+    ds = validated_dir if isinstance(validated_dir, Dataset) else Dataset.open(validated_dir)
     gate = ds.gate
     if gate is None:
         raise PublishRefused(f"{ds.path} was never validated: run the gate (emopipe validate) first")

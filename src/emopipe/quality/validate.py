@@ -137,9 +137,10 @@ def validate_tables(
     return result
 
 
-def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str) -> GateResult:
-    """Validate a dataset folder; write it (unchanged), its metric tables, reports and validation.json to out_dir."""
-    ds = Dataset.open(in_dir)
+def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, run_id: str) -> GateResult:
+    """Validate a dataset (a folder, or a Dataset already open); write it (unchanged), its metric tables, reports,
+    validation.json and validation.html to out_dir. Each of its tables is read once."""
+    ds = in_dir if isinstance(in_dir, Dataset) else Dataset.open(in_dir)
     raw_clips = ds.raw("clips")  # as stored: the gate checks the declared types itself
     errors = []
     try:
