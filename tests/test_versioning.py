@@ -54,8 +54,12 @@ def test_publish_then_reproduce_from_a_fresh_clone(tiny_corpus, tmp_path):
     }
     for rel in files:
         assert _sha(clone / "dataset" / rel) == _sha(published / rel), rel
-    for rel in (p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != "dataset.json"):
+    tables = [p.relative_to(folder) for p in folder.rglob("*.parquet") if p.parts[-2] != "reports"]
+    assert tables
+    for rel in [*tables, pathlib.Path("validation.json")]:
         assert _sha(clone / "dataset" / rel) == _sha(folder / rel), rel  # what the gate saw is what was published
+    # the report shipped inside the version names it (the gate's copy could only say "not published yet")
+    assert "<tr><td>Version</td><td>v1</td></tr>" in (clone / "dataset" / "reports" / "bias_report.html").read_text()
     assert Dataset(clone / "dataset").digest == gate.dataset_digest
     assert Dataset(clone / "dataset").table("lineage").num_rows == Dataset(folder).clips.num_rows
 
