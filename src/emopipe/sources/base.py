@@ -1,8 +1,10 @@
-"""What every corpus reader shares: file hashing, quarantine rows and the scan result."""
+"""What every corpus reader shares: quarantine rows, printable details, the per-input boundary and the scan result."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import pathlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +14,11 @@ import pyarrow as pa
 
 from emopipe import schemas
 
+log = logging.getLogger(__name__)
+
 ProgressFn = Callable[[int], None]
+MAX_PATH_CHARS = 240  # a quarantine `path` longer than this keeps its head and tail (the file name)
+MAX_DETAIL_CHARS = 400
 
 
 class InvalidInput(ValueError):
@@ -33,8 +39,48 @@ class ScanResult:
     quarantine: pa.Table
 
 
+def printable(text: Any, limit: int | None = None) -> str:
+    """`text` as one printable line: undecodable bytes (surrogate escapes) as `\\xNN`, control and other invisible
+    characters as `\\xNN` / `\\uNNNN`; longer than `limit` keeps the head and the tail around a `…`.
+
+    File names come from the OS as they are; a name holding a newline or an escape sequence must not become a
+    second log line or a terminal command when a person reads the quarantine.
+    """
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of an undecodable byte: show the byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    line = "".join(out)
+    if limit is not None and len(line) > limit:
+        head = limit // 4
+        line = f"{line[:head]}…{line[len(line) - (limit - head - 1) :]}"
+    return line
+
+
+def check_name(rel: str) -> None:
+    """A path can become an id only if it is valid UTF-8 made of printable characters (spaces allowed).
+
+    Raises InvalidInput(bad_name) otherwise: ids and paths are stored as text, shown in reports and logs, and
+    two names differing only by an invisible character would look like one.
+    """
+    if printable(rel) != rel:
+        what = (
+            "is not valid UTF-8"
+            if any(0xDC80 <= ord(c) <= 0xDCFF for c in rel)
+            else "holds a control or invisible character"
+        )
+        raise InvalidInput("bad_name", f"the name {what}")
+
+
 def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file, read in 1 MiB chunks (for files the caller already trusts; readers use files.hash)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(chunk):
@@ -43,24 +89,42 @@ def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
 
 
 def quarantine_row(path: str, corpus: str, stage: str, err: InvalidInput, run_id: str) -> dict[str, Any]:
+    """One quarantine row: `path` printable and bounded, `detail` printable, bounded and naming the file."""
+    shown = printable(path, MAX_PATH_CHARS)
+    detail = printable(err.detail)
+    if shown not in detail:
+        detail = f"{shown}: {detail}"
     return {
-        "path": path,
+        "path": shown,
         "corpus": corpus,
         "stage": stage,
         "reason": err.reason,
-        "detail": err.detail,
+        "detail": printable(detail, MAX_DETAIL_CHARS),
         "run_id": run_id,
     }
 
 
+@contextlib.contextmanager
+def guard(problems: list[tuple[str, InvalidInput]], where: str) -> Iterator[None]:
+    """The per-input boundary of a reader: an InvalidInput, or any failure the reader did not foresee, becomes a
+    problem at `where` and the scan goes on with the next input."""
+    try:
+        yield
+    except InvalidInput as err:
+        problems.append((where, err))
+    except RecursionError:
+        problems.append((where, InvalidInput("unreadable_annotation", "nested too deeply to read")))
+    except Exception as err:  # noqa: BLE001 — per-input boundary: one input the reader did not foresee must not lose the corpus
+        log.warning("reader failed on %s", printable(where, MAX_PATH_CHARS), exc_info=True)
+        problems.append((where, InvalidInput("reader_error", f"{type(err).__name__}: {err}")))
+
+
 def walk_files(root: pathlib.Path) -> Iterator[pathlib.Path]:
-    """Every regular file under root in a stable order, skipping hidden files and folders (.DS_Store, .git)."""
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file():
-            yield path
+    """Every regular file under root, safely (see emopipe.sources.files.walk); kept for callers outside the readers."""
+    from emopipe.sources import files
+
+    for entry in files.walk(root).files:
+        yield entry.path
 
 
 def location_path(where: str) -> str:
@@ -69,14 +133,30 @@ def location_path(where: str) -> str:
     return head if sep and tail.isdigit() else where
 
 
+def _table(rows: list[dict[str, Any]], corpus: str, problems: list[tuple[str, InvalidInput]]) -> pa.Table:
+    """The conformed clips table; a row that does not fit its schema (a reader bug) is quarantined, not raised."""
+    try:
+        return schemas.from_rows(rows, schemas.CLIPS)
+    except (schemas.SchemaError, UnicodeError, OverflowError):
+        kept = []
+        for row in rows:
+            try:
+                schemas.from_rows([row], schemas.CLIPS)
+                kept.append(row)
+            except (schemas.SchemaError, UnicodeError, OverflowError) as err:
+                where = str(row.get("media_path") or row.get("clip_id") or corpus)
+                problems.append((where, InvalidInput("reader_error", f"row does not fit the clips schema: {err}")))
+        return schemas.from_rows(kept, schemas.CLIPS)
+
+
 def finish_scan(
     corpus: str, root: pathlib.Path, rows: list[dict[str, Any]], problems: list[tuple[str, InvalidInput]], run_id: str
 ) -> ScanResult:
     """Conform a reader's clip rows and problems (location, InvalidInput) into a ScanResult, with one log line."""
-    import logging
-
+    problems = list(problems)
+    clips = _table(rows, corpus, problems)
     quarantine = [quarantine_row(location_path(where), corpus, "ingest", err, run_id) for where, err in problems]
     logging.getLogger(f"emopipe.sources.{corpus}").info(
-        "%s scan of %s: %d clips (%d labelled), %d quarantined", corpus, root, len(rows),
+        "%s scan of %s: %d clips (%d labelled), %d quarantined", corpus, printable(root), clips.num_rows,
         sum(1 for r in rows if r.get("label")), len(quarantine))  # fmt: skip
-    return ScanResult(schemas.from_rows(rows, schemas.CLIPS), schemas.from_rows(quarantine, schemas.QUARANTINE))
+    return ScanResult(clips, schemas.from_rows(quarantine, schemas.QUARANTINE))
