@@ -222,3 +222,25 @@ def truncated_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pat
     full.unlink()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def undecodable_long_clip(path: pathlib.Path, seconds: float, fps: int = 25) -> pathlib.Path:
+    """A Matroska file whose metadata says `seconds` long but whose video packets are random bytes.
+
+    Nothing in it can be decoded, so a probe that answers anything but unreadable_media for it decided from
+    the container's metadata alone.
+    """
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        rng = np.random.default_rng(0)
+        step = fps * 60
+        for pts in [*range(0, int(seconds * fps), step), int(seconds * fps) - 1]:
+            packet = av.Packet(rng.integers(0, 256, 200, dtype=np.uint8).tobytes())
+            packet.stream, packet.pts, packet.dts, packet.time_base = video, pts, pts, Fraction(1, fps)
+            out.mux(packet)
+    return path
