@@ -139,6 +139,8 @@ class ExtractConfig:
         face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
         min_face_size: smallest face searched for, in stored-frame pixels.
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
+        max_audio_s: the audio kept per clip, in seconds: PCM, log-mel and eGeMAPS cover the first `max_audio_s`
+            seconds of the track (decoding stops there), so a long clip costs bounded memory and row size.
     """
 
     ray_address: str | None = None
@@ -155,8 +157,11 @@ class ExtractConfig:
     face_weights: str | None = None
     min_face_size: int = 20
     audio: bool = True
+    max_audio_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.max_audio_s <= 3600:
+            raise ValueError(f"extract_features.max_audio_s must be in (0, 3600], got {self.max_audio_s!r}")
         if self.num_workers < 1 or self.batch_size < 1 or self.n_frames < 1:
             raise ValueError("extract_features: num_workers, batch_size and n_frames must be >= 1")
         if self.frame_size < 32 or self.crop_size < 16:
