@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import pathlib
 from collections.abc import Callable, Iterator
@@ -79,15 +78,6 @@ def check_name(rel: str) -> None:
         raise InvalidInput("bad_name", f"the name {what}")
 
 
-def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (for files the caller already trusts; readers use files.hash)."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def quarantine_row(path: str, corpus: str, stage: str, err: InvalidInput, run_id: str) -> dict[str, Any]:
     """One quarantine row: `path` printable and bounded, `detail` printable, bounded and naming the file."""
     shown = printable(path, MAX_PATH_CHARS)
@@ -117,14 +107,6 @@ def guard(problems: list[tuple[str, InvalidInput]], where: str) -> Iterator[None
     except Exception as err:  # noqa: BLE001 — per-input boundary: one input the reader did not foresee must not lose the corpus
         log.warning("reader failed on %s", printable(where, MAX_PATH_CHARS), exc_info=True)
         problems.append((where, InvalidInput("reader_error", f"{type(err).__name__}: {err}")))
-
-
-def walk_files(root: pathlib.Path) -> Iterator[pathlib.Path]:
-    """Every regular file under root, safely (see emopipe.sources.files.walk); kept for callers outside the readers."""
-    from emopipe.sources import files
-
-    for entry in files.walk(root).files:
-        yield entry.path
 
 
 def location_path(where: str) -> str:

@@ -239,6 +239,10 @@ def find_media(
                 problems.append(
                     (entry.rel, InvalidInput("unsupported_extension", "frame folders hold .jpg, .jpeg or .png images"))
                 )
+            elif entry.size == 0:
+                problems.append(
+                    (entry.rel, InvalidInput("empty_file", "0 bytes; not part of the frame folder's hash"))
+                )
             else:
                 images.setdefault(folder, []).append(entry)
         for rel, folder in sorted(folders.items()):

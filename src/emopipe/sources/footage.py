@@ -339,9 +339,11 @@ def scan(
             if sha in by_sha:
                 by_sha[sha]["duplicate_paths"].append(rel)
             elif (key := _name_key(rel)) in by_name:
-                raise InvalidInput(
-                    "duplicate_id", f"same name as {by_name[key]} once Unicode-normalised and case-folded"
+                first = by_name[key]
+                detail = (
+                    f"same name as {first} once Unicode-normalised and case-folded ({ascii(rel)} vs {ascii(first)})"
                 )
+                raise InvalidInput("duplicate_id", detail)
             else:
                 by_name[key] = rel
                 by_sha[sha] = {

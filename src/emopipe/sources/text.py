@@ -39,11 +39,6 @@ def decode_lines(raw: bytes) -> Iterator[Line | InvalidInput]:
             yield InvalidInput("bad_encoding", f"line {number}: {chunk[:40]!r} is neither UTF-8 nor GBK")
 
 
-def read_lines(path: pathlib.Path) -> Iterator[Line | InvalidInput]:
-    """`decode_lines` of a file the caller trusts (readers read corpus files through emopipe.sources.files)."""
-    return decode_lines(pathlib.Path(path).read_bytes())
-
-
 def safe_relpath(text: str) -> str:
     """A POSIX path relative to the corpus root; raise InvalidInput(unsafe_path) if absolute or climbing out."""
     value = text.strip().replace("\\", "/")
@@ -55,12 +50,3 @@ def safe_relpath(text: str) -> str:
     if printable(value) != value:
         raise InvalidInput("unsafe_path", f"{printable(repr(text), 120)} holds a control or invisible character")
     return path.as_posix()
-
-
-def inside(root: pathlib.Path, path: pathlib.Path) -> bool:
-    """Whether `path`, with symlinks resolved, stays under `root` (a loop or an unresolvable link: False)."""
-    try:
-        path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError, RuntimeError):
-        return False
-    return True
