@@ -224,8 +224,10 @@ def truncated_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pat
     return path
 
 
-def undecodable_long_clip(path: pathlib.Path, seconds: float, fps: int = 25) -> pathlib.Path:
-    """A Matroska file whose metadata says `seconds` long but whose video packets are random bytes.
+def undecodable_long_clip(
+    path: pathlib.Path, seconds: float, fps: int = 25, size: tuple[int, int] = (32, 32)
+) -> pathlib.Path:
+    """A Matroska file whose metadata says `seconds` long (frames of `size`) but whose packets are random bytes.
 
     Nothing in it can be decoded, so a probe that answers anything but unreadable_media for it decided from
     the container's metadata alone.
@@ -235,8 +237,8 @@ def undecodable_long_clip(path: pathlib.Path, seconds: float, fps: int = 25) -> 
     import av
 
     with av.open(str(path), mode="w") as out:
-        video = out.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video = out.add_stream("mjpeg", rate=fps)  # its encoder opens at any size FFmpeg allows (up to ~16k)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuvj420p"
         rng = np.random.default_rng(0)
         step = fps * 60
         for pts in [*range(0, int(seconds * fps), step), int(seconds * fps) - 1]:

@@ -31,6 +31,9 @@ from emopipe.sources.base import MAX_PATH_CHARS, printable
 from tests.corpora import MAFW_CLASSES, _xlsx, clip_media, index_frames, pattern_frames, tone, undecodable_long_clip
 
 READERS = ("ravdess", "dfew", "mafw", "footage")
+# the names `_filesystem` asks a reader for (plus "vanish" and "replaced", in a folder processed late)
+FS_TAGS = ["fifo", "sock", "dangling", "self", "loop1", "loop2", "zero", "outside", "dir", "dirlink", "empty",
+           "latin1", "bytes", "nl", "tab", "esc", "del", "bidi", "zwsp", "locked"]  # fmt: skip
 
 
 @dataclass
@@ -140,6 +143,8 @@ def _filesystem(h: Hostile, folder: str, name: Callable[[str], str], outside: pa
     h.expect(rel + "relative-escape", "unsafe_path", kind="relative symlink climbing out of the root")
     (base / name("dir")).mkdir()
     h.expect(rel + name("dir"), "not_a_file", kind="folder named like a clip")
+    os.symlink(h.root, base / name("dirlink"))
+    h.expect(rel + name("dirlink"), "not_a_file", kind="symlink named like a clip to a folder inside the root")
     _write(base / name("empty"), b"")
     h.expect(rel + name("empty"), "empty_file", kind="zero-byte clip")
 
@@ -182,6 +187,8 @@ def _media(h: Hostile, folder: str, name: Callable[[str], str]) -> None:
     h.probe[rel + name("slow")] = {"fps_out_of_range"}
     undecodable_long_clip(base / name("long"), 1800)
     h.probe[rel + name("long")] = {"too_long"}
+    undecodable_long_clip(base / name("huge"), 2, size=(9000, 9000))
+    h.probe[rel + name("huge")] = {"frame_too_large"}
 
 
 # ---------------------------------------------------------------------------------------------------- RAVDESS
@@ -235,11 +242,11 @@ def make_ravdess(root: pathlib.Path) -> Hostile:
     (root / "Actor_03" / "01-01-03-01-01-01-03.wav").mkdir()
     h.expect("Actor_03/01-01-03-01-01-01-03.wav", "not_a_file", kind="folder named like a .wav")
     _write(a1 / ".DS_Store", b"hidden files are skipped, not quarantined")
+    os.link(root / "Actor_01/01-01-03-01-01-01-01.mp4", root / "Actor_02/01-01-03-01-01-01-02.mp4")
+    h.expect("Actor_02/01-01-03-01-01-01-02.mp4", "duplicate_content", kind="a hard link under another id")
 
     def clip_name(tag: str) -> str:
-        tags = ["fifo", "sock", "dangling", "self", "loop1", "loop2", "zero", "outside", "dir", "empty", "latin1",
-                "bytes", "nl", "tab", "esc", "del", "bidi", "zwsp", "locked", "vanish", "replaced"]  # fmt: skip
-        i = tags.index(tag)
+        i = [*FS_TAGS, "vanish", "replaced"].index(tag)
         emotion, statement, repetition = 2 + i % 7, 1 + (i // 7) % 2, 1 + (i // 14) % 2
         actor = 24 if tag in {"vanish", "replaced"} else 1
         return f"01-01-{emotion:02d}-02-{statement:02d}-{repetition:02d}-{actor:02d}.mp4"  # strong: no good clip is
@@ -247,7 +254,7 @@ def make_ravdess(root: pathlib.Path) -> Hostile:
     _filesystem(h, "Actor_01", clip_name, outside, late="Actor_24")
 
     def media_name(tag: str) -> str:
-        i = ["truncated", "text", "short", "slow", "long", "silent"].index(tag)
+        i = ["truncated", "text", "short", "slow", "long", "silent", "huge"].index(tag)
         return f"01-01-{2 + i:02d}-01-01-01-03.mp4"
 
     _media(h, "Actor_03", media_name)
@@ -301,6 +308,8 @@ def make_dfew(root: pathlib.Path) -> Hostile:
                 lines = [line.replace(b"\n", b"\r\n") for line in lines] + [b"\r\n", b"   \r\n"]
                 lines[1] = lines[1].replace(b"\r\n", b"  \r\n")
                 _write(root / rel, b"\xef\xbb\xbf" + b"".join(lines))
+            elif (k, split) == (5, "train"):  # UTF-16 with a byte-order mark
+                _write(root / rel, b"".join(lines).decode().encode("utf-16"))
             else:
                 _write(root / rel, b"".join(lines))
     test2 = root / "EmoLabel_DataSplit/test(single-labeled)/set_2.csv"
@@ -379,22 +388,22 @@ def make_dfew(root: pathlib.Path) -> Hostile:
     h.expect("Clip/original/part_1/notes.txt", "unsupported_extension", kind="a text file among clips")
     _write(root / "Clip/original/part_1/clip-seven.mp4")
     h.expect("Clip/original/part_1/clip-seven.mp4", "bad_name", kind="a clip name that is not a number")
+    _write(root / "Clip/original/part_4/00040.mp4", (root / "Clip/original/part_2/00001.mp4").read_bytes())
+    h.expect("Clip/original/part_4/00040.mp4", "duplicate_content", kind="a copy under another id")
     _write(root / "Clip/original/part_3/00001.avi", (root / "Clip/original/part_2/00001.mp4").read_bytes())
     h.expect("Clip/original/part_3/00001.avi", "duplicate_id", kind="the same clip as .mp4 and .avi")
 
     def clip_name(tag: str) -> str:
-        tags = ["fifo", "sock", "dangling", "self", "loop1", "loop2", "zero", "outside", "dir", "empty", "latin1",
-                "bytes", "nl", "tab", "esc", "del", "bidi", "zwsp", "locked"]  # fmt: skip
         if tag in {"vanish", "replaced"}:
             return f"{99990 + (tag == 'replaced'):05d}.mp4"
-        return f"{200 + tags.index(tag):05d}.mp4"
+        return f"{200 + FS_TAGS.index(tag):05d}.mp4"
 
     _filesystem(h, "Clip/original/part_1", clip_name, outside, late="Clip/original/part_9")
     os.symlink(outside, root / "Clip" / "clip_224x224_16f")
     h.expect("Clip/clip_224x224_16f", "unsafe_path", kind="frame root linked outside")
 
     def media_name(tag: str) -> str:
-        return f"{300 + ['truncated', 'text', 'short', 'slow', 'long'].index(tag):05d}.mp4"
+        return f"{300 + ['truncated', 'text', 'short', 'slow', 'long', 'huge'].index(tag):05d}.mp4"
 
     _media(h, "Clip/original/part_5", media_name)
     h.arm()
@@ -422,6 +431,8 @@ def make_mafw(root: pathlib.Path) -> Hostile:
             plain = "".join(f"{i:05d}.mp4 {labels[i]}\n" for i in chosen).encode()
             if (k, split) == (1, "test"):  # BOM, CRLF, blank lines, trailing spaces: all fine
                 plain = b"\xef\xbb\xbf" + plain.replace(b"\n", b"   \r\n") + b"\r\n\r\n"
+            if (k, split) == (3, "test"):  # saved as Excel's "Unicode text": UTF-16 with a byte-order mark
+                plain = plain.decode().encode("utf-16")
             _write(base / "single" / "no_caption" / f"set_{k}" / f"{split}.txt", plain)
             caption = "".join(
                 f"{i:05d}.mp4\t{labels[i]}\t一个人看起来{labels[i]}\tA person looks {labels[i]}\n" for i in chosen
@@ -499,20 +510,20 @@ def make_mafw(root: pathlib.Path) -> Hostile:
     clip_media(root / "data/clips/sub/40005.mp4", seed=5)
     h.expect("data/clips/sub", "not_a_file", kind="a folder among clips")
     h.expect("data/clips/sub/40005.mp4", "unexpected_file", kind="a clip one level too deep")
+    _write(root / "data/clips/40000.mp4", (root / "data/clips/00025.mp4").read_bytes())
+    h.expect("data/clips/40000.mp4", "duplicate_content", kind="a copy under another id")
     _write(root / "data/clips/019.mp4", (root / "data/clips/00019.mp4").read_bytes())
     h.expect("data/clips/019.mp4", "duplicate_id", kind="the same id written unpadded")
 
     def clip_name(tag: str) -> str:
-        tags = ["fifo", "sock", "dangling", "self", "loop1", "loop2", "zero", "outside", "dir", "empty", "latin1",
-                "bytes", "nl", "tab", "esc", "del", "bidi", "zwsp", "locked"]  # fmt: skip
         if tag in {"vanish", "replaced"}:
             return f"{99990 + (tag == 'replaced'):05d}.mp4"
-        return f"{50000 + tags.index(tag):05d}.mp4"
+        return f"{50000 + FS_TAGS.index(tag):05d}.mp4"
 
     _filesystem(h, "data/clips", clip_name, outside, late="data/clips")
 
     def media_name(tag: str) -> str:
-        return f"{60000 + ['truncated', 'text', 'short', 'slow', 'long'].index(tag):05d}.mp4"
+        return f"{60000 + ['truncated', 'text', 'short', 'slow', 'long', 'huge'].index(tag):05d}.mp4"
 
     _media(h, "data/clips", media_name)
     h.arm()

@@ -66,7 +66,7 @@ def test_walk_never_follows_out_of_the_root_nor_opens_special_files(tmp_path):
         "pipe.mp4": "not_a_file",
         "to-pipe.mp4": "not_a_file",
     }
-    assert [d.rel for d in tree.dirs] == ["sub"]
+    assert [(d.rel, d.via_link) for d in tree.dirs] == [("sub", False), ("sub/root-again", True), ("sub/up", True)]
 
 
 def test_reads_are_of_the_file_walked_and_bounded(tmp_path):

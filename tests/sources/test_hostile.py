@@ -147,3 +147,22 @@ def test_a_spreadsheet_that_cannot_be_read_is_one_row_and_the_labels_stay(kind, 
             ("Labels/single-set.xlsx", "unreadable_annotation")
         ]
     assert result.clips.num_rows == 3 and all(result.clips["label"].to_pylist())
+
+
+def test_a_garbage_file_gives_a_bounded_number_of_rows_and_the_good_lines_still_count(tmp_path):
+    import numpy as np
+    from tests.corpora import make_dfew
+
+    from emopipe.sources.base import MAX_ROWS_PER_PATH
+
+    make_dfew(tmp_path, n=5)
+    split = tmp_path / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv"
+    noise = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()  # a JPEG renamed, say
+    split.write_bytes(split.read_bytes() + noise)
+    result = dfew.scan(tmp_path, run_id="t")
+    rows = result.quarantine.to_pylist()
+    assert 2 <= len(rows) <= MAX_ROWS_PER_PATH
+    assert {r["path"] for r in rows} == {"EmoLabel_DataSplit/train(single-labeled)/set_1.csv"}
+    assert "more problems in this file" in rows[-1]["detail"]
+    assert all(r["detail"].isprintable() for r in rows)
+    assert result.clips.num_rows == 5 and all(result.clips["label"].to_pylist())

@@ -150,3 +150,9 @@ def test_a_fifo_is_never_handed_to_the_decoder(tmp_path):
     os.mkfifo(tmp_path / "pipe.mp4")
     [row] = probe.probe_rows([{"corpus": "footage", "media_path": "pipe.mp4", "media_form": "video"}], tmp_path)
     assert row["error"] == "not_a_file"
+
+
+def test_huge_frames_are_refused_from_the_metadata(tmp_path):
+    undecodable_long_clip(tmp_path / "huge.mkv", 2, size=(9000, 9000))  # 8192 on a side is the most
+    [row] = probe.probe_rows([{"corpus": "footage", "media_path": "huge.mkv", "media_form": "video"}], tmp_path)
+    assert row["error"] == "frame_too_large" and "9000 x 9000" in row["error_detail"]

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int], None]
 MAX_PATH_CHARS = 240  # a quarantine `path` longer than this keeps its head and tail (the file name)
 MAX_DETAIL_CHARS = 400
+# A garbage file (a JPEG renamed set_1.csv) would otherwise give one row per line: the quarantine keeps this many
+# rows per file, and one more that counts the rest by reason.
+MAX_ROWS_PER_PATH = 100
 
 
 class InvalidInput(ValueError):
@@ -131,13 +134,59 @@ def _table(rows: list[dict[str, Any]], corpus: str, problems: list[tuple[str, In
         return schemas.from_rows(kept, schemas.CLIPS)
 
 
+def _unique_content(rows: list[dict[str, Any]], problems: list[tuple[str, InvalidInput]]) -> list[dict[str, Any]]:
+    """The first clip (in the reader's order) of each sha256; a later one with the same bytes is quarantined.
+
+    Two ids for the same bytes inside one corpus is a copy made by mistake; kept, it would fail the gate's
+    (corpus, sha256) uniqueness check for the whole dataset. Footage merges such copies into `duplicate_paths`
+    before this point.
+    """
+    first: dict[str, str] = {}
+    kept = []
+    for row in rows:
+        sha, path = row.get("sha256"), str(row.get("media_path"))
+        if sha in first:
+            problems.append((path, InvalidInput("duplicate_content", f"same bytes as {first[sha]}")))
+            continue
+        first[sha] = path
+        kept.append(row)
+    return kept
+
+
+def _bounded(quarantine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_ROWS_PER_PATH rows per path: the last one stands for the rest, counted by reason."""
+    from collections import Counter, defaultdict
+
+    seen: Counter[str] = Counter()
+    rest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    out = []
+    for row in quarantine:
+        seen[row["path"]] += 1
+        if seen[row["path"]] < MAX_ROWS_PER_PATH:
+            out.append(row)
+            continue
+        if not rest[row["path"]]:
+            out.append(row)
+        rest[row["path"]].append(row)
+    for extra in rest.values():
+        if len(extra) > 1:
+            counts = Counter(r["reason"] for r in extra)
+            reasons = ", ".join(f"{r} x{n}" for r, n in counts.most_common())
+            detail = f"{extra[0]['path']}: {len(extra)} more problems in this file, not listed one by one ({reasons})"
+            extra[0].update(reason=counts.most_common(1)[0][0], detail=printable(detail, MAX_DETAIL_CHARS))
+    return out
+
+
 def finish_scan(
     corpus: str, root: pathlib.Path, rows: list[dict[str, Any]], problems: list[tuple[str, InvalidInput]], run_id: str
 ) -> ScanResult:
     """Conform a reader's clip rows and problems (location, InvalidInput) into a ScanResult, with one log line."""
     problems = list(problems)
+    rows = _unique_content(rows, problems)
     clips = _table(rows, corpus, problems)
-    quarantine = [quarantine_row(location_path(where), corpus, "ingest", err, run_id) for where, err in problems]
+    quarantine = _bounded(
+        [quarantine_row(location_path(where), corpus, "ingest", err, run_id) for where, err in problems]
+    )
     logging.getLogger(f"emopipe.sources.{corpus}").info(
         "%s scan of %s: %d clips (%d labelled), %d quarantined", corpus, printable(root), clips.num_rows,
         sum(1 for r in rows if r.get("label")), len(quarantine))  # fmt: skip

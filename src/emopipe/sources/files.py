@@ -37,7 +37,7 @@ class Entry:
     Args:
         rel: POSIX path relative to the root, as the OS spells it (may hold surrogate escapes).
         path: root / rel, for opening.
-        is_dir: a folder (never a symlink to one).
+        is_dir: a folder (or a symlink to one inside the root, `via_link`: listed, never descended).
         size: bytes, at walk time.
         ident: (device, inode) of the file itself (of the target, for a symlink).
         via_link: reached through a symlink whose target stays inside the root.
@@ -151,8 +151,9 @@ def walk(root: pathlib.Path) -> Tree:
                 except OSError as err:
                     tree.problems.append((rel, InvalidInput("unreadable_file", str(err))))
                     continue
-                if stat.S_ISDIR(st.st_mode):
-                    continue  # its target is inside the root and walked where it lies
+                if stat.S_ISDIR(st.st_mode):  # listed (a reader may expect a file there), never descended:
+                    tree.dirs.append(Entry(rel, path, True, 0, (st.st_dev, st.st_ino), True))  # walked where it lies
+                    continue
             if stat.S_ISDIR(st.st_mode):
                 tree.dirs.append(Entry(rel, path, True, 0, (st.st_dev, st.st_ino)))
                 stack.append(rel)
@@ -225,7 +226,7 @@ def sha256(entry: Entry) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def check_zip(data: bytes, limit: int = 8 * MAX_TEXT_BYTES) -> None:
+def check_zip(data: bytes, limit: int = 2 * MAX_TEXT_BYTES) -> None:
     """Refuse a spreadsheet (a zip) that is not one or would expand past `limit` bytes (a zip bomb)."""
     import io
 

@@ -88,7 +88,8 @@ def _reject_surrogates(value: Any) -> None:
 def _csv_rows(data: bytes, rel: str) -> Iterator[tuple[int, dict[str, Any] | InvalidInput]]:
     """(line, row) of a folder annotations.csv; a row that does not fit the header is an InvalidInput."""
     try:
-        text = data.decode("utf-8-sig")
+        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # Excel's "Unicode text" export
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as err:
         raise InvalidInput("unreadable_annotation", f"not UTF-8 text (byte {err.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))

@@ -21,11 +21,17 @@ class Line:
 def decode_lines(raw: bytes) -> Iterator[Line | InvalidInput]:
     """Yield each non-blank line decoded as UTF-8, else GBK (GB18030); a line that is neither is an InvalidInput.
 
-    A UTF-8 byte-order mark is dropped; lines end at LF, CR or CRLF; NUL bytes stay in the text (and then fail
-    whatever grammar the line must follow).
+    A UTF-8 byte-order mark is dropped and UTF-16 text with its mark is read as such; lines end at LF, CR or CRLF;
+    NUL bytes stay in the text (and then fail whatever grammar the line must follow).
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text": UTF-16 with a byte-order mark
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            yield InvalidInput("bad_encoding", "starts with a UTF-16 byte-order mark but is not UTF-16 text")
+            return
     for number, chunk in enumerate(raw.splitlines(), start=1):
         if not chunk.strip():
             continue

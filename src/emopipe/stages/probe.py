@@ -21,6 +21,13 @@ PROBE_COLUMNS = (
     "audio_sample_rate", "audio_channels", "audio_codec", "frame_hash",
 )  # fmt: skip
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
+MAX_SIDE = 8192  # larger frames (an 8K UHD frame is 7680 x 4320) are refused from the metadata: one RGB copy of a
+# 30000 x 30000 frame is 2.7 GB, which a hostile file could otherwise make every stage allocate
+
+
+def _check_size(width: int | None, height: int | None) -> None:
+    if (width or 0) > MAX_SIDE or (height or 0) > MAX_SIDE:
+        raise InvalidInput("frame_too_large", f"{width} x {height} pixels, more than {MAX_SIDE} on a side")
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,13 @@ def probe_frames(folder: pathlib.Path, limits: ProbeLimits | None = None) -> dic
     out: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
     try:
         with av.open(str(images[0])) as container:
+            ctx = container.streams.video[0].codec_context
+            _check_size(ctx.width, ctx.height)
             frame = next(container.decode(video=0))
             out["codec"] = container.streams.video[0].codec_context.name
             out["width"], out["height"] = frame.width, frame.height
             out["frame_hash"] = average_hash(frame.to_ndarray(format="rgb24"))
-    except (av.error.FFmpegError, OSError, StopIteration) as err:
+    except (av.error.FFmpegError, OSError, StopIteration, IndexError) as err:
         raise InvalidInput("unreadable_media", f"{images[0].name}: {type(err).__name__}: {err}") from err
     out.update({"has_video": True, "has_audio": False, "n_frames": len(images)})
     return out
@@ -162,6 +171,7 @@ def probe_file(path: pathlib.Path, limits: ProbeLimits | None = None) -> dict[st
                 out["audio_sample_rate"] = a.codec_context.sample_rate
                 out["audio_channels"] = a.codec_context.channels
             out["duration_s"] = duration
+            _check_size(out["width"], out["height"])
             check_limits(out, limits)  # from the metadata alone: a 30-minute clip is refused undecoded
             out["frame_hash"] = _decode_first(container, video=bool(vstreams), audio=bool(astreams))
             if out["n_frames"] is None and vstreams:
