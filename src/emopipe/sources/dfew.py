@@ -8,6 +8,10 @@
 - Media: `Clip/original/part_*/<id>.mp4|.avi`, else a frame folder `Clip/clip_224x224/<id>/` or
   `Clip/clip_224x224_16f/<id>/` (media_form = frames).
 Clips no split file names are kept unlabelled, with their votes.
+The root is walked safely (emopipe.sources.files). Inside the folders this layout defines, every entry is either
+read or quarantined: a split file for a fold outside 1..5 (`protocol_violation`), `set_1.csv.bak` or a clip outside
+`part_*` (`unexpected_file`), a folder where a video should be or a file where a frame folder should be
+(`not_a_file`). Split files may carry a BOM (UTF-8 or UTF-16), CRLF and blank lines; the header may come once.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@
 - Gender: MAFW's automatic labels include gender, produced by a model, so it is recorded with
   `gender_source = estimated`. The file's exact layout is not documented publicly; any `*gender*.txt` under the
   root is read as lines `<clip id>[.mp4] <gender word>` (male/female/man/woman/m/f, whitespace, comma or tab
-  separated). Lines of any other form are quarantined, never guessed.
+  separated; the words of schemas/demographics.yaml). Lines of any other form are quarantined, never guessed.
+The root is walked safely (emopipe.sources.files). Inside `data/clips/` and `Train & Test Set/` every entry is
+read or quarantined: folds outside 1..5 are `protocol_violation`, `val.txt` or stray files `unexpected_file`,
+folders among the clips `not_a_file`.
 """
 
 from __future__ import annotations

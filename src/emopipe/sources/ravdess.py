@@ -5,6 +5,9 @@ modality (01 full-AV, 02 video-only, 03 audio-only), vocal channel (01 speech, 0
 emotion (01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised),
 intensity (01 normal, 02 strong; neutral has no strong take), statement (01 "Kids are talking by the
 door", 02 "Dogs are sitting by the door"), repetition (01, 02) and actor (01..24, odd male, even female).
+The name must be exactly that: ASCII digits, nothing before or after (a newline before the extension, Arabic-Indic
+or full-width digits are `bad_name`). The root is walked safely (emopipe.sources.files): links out of it, loops,
+FIFOs, folders named like clips and names that are not printable UTF-8 each get their quarantine row.
 """
 
 from __future__ import annotations
