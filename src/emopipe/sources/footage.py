@@ -246,8 +246,10 @@ def annotation_columns(ann: dict[str, Any], where: str) -> tuple[dict[str, Any],
     problems: list[InvalidInput] = []
     extra: dict[str, str] = {}
     demo = [("gender", "gender"), ("accent", "accent")]
-    if age_key := next((k for k in AGE_KEYS if ann.get(k) not in (None, "")), None):
-        demo.append((age_key, "age_group"))
+    ages = [k for k in AGE_KEYS if ann.get(k) not in (None, "")]
+    if ages:
+        demo.append((ages[0], "age_group"))  # the first of age_group, age_bin, age; the others kept verbatim
+        extra.update({k: _verbatim(ann[k]) for k in ages[1:]})
     for key, column in demo:
         if ann.get(key) in (None, ""):
             continue
