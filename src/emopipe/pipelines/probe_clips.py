@@ -15,7 +15,7 @@ from emopipe import executor, schemas
 from emopipe.config import Params
 from emopipe.dataset import Dataset, DatasetWriter
 from emopipe.stages.base import StageSummary, Timer
-from emopipe.stages.probe import PROBE_COLUMNS, ProbeStage
+from emopipe.stages.probe import PROBE_COLUMNS, ProbeLimits, ProbeStage
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def carried(clips: pa.Table, previous: Dataset | None, version: str) -> pa.Table
 def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, previous: pathlib.Path | None) -> int:
     """How many clips the stage would probe (0: nothing to compute)."""
     clips = Dataset.open(in_dir).clips
-    version = ProbeStage({}, params.probe_clips.batch_size).version
+    version = ProbeStage({}, params.probe_clips.batch_size, ProbeLimits.from_params(params)).version
     prev = Dataset.find(previous or out_dir, "clips")
     return clips.num_rows - carried(clips, prev, version).num_rows - carried_failures(clips, prev, version).num_rows
 
@@ -101,7 +101,7 @@ def run(
     """
     timer = Timer()
     src = Dataset.open(in_dir)
-    stage = ProbeStage(src.corpora, params.probe_clips.batch_size)
+    stage = ProbeStage(src.corpora, params.probe_clips.batch_size, ProbeLimits.from_params(params))
     prev = Dataset.find(previous or out_dir, "clips")
     clips = src.clips.sort_by("clip_id")
     reused = carried(clips, prev, stage.version)
