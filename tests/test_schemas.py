@@ -11,7 +11,7 @@ SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
 TABLES = [
     "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
     "features", "extraction", "labels", "agreement", "fused_labels", "label_dependence", "model_parity",
-    "fold_balance",
+    "fold_balance", "row_lineage",
 ]  # fmt: skip
 
 
@@ -61,6 +61,7 @@ def test_conform_orders_and_casts():
     out = schemas.conform(table, schema)
     assert out.schema.names == schema.names
     assert out.schema.equals(schema, check_metadata=True)
+    assert out["sha256"].to_pylist() == [None]  # a nullable column added since the table was written reads as null
 
 
 def test_conform_names_missing_columns():

@@ -96,10 +96,16 @@ def load_schema(name: str) -> pa.Schema:
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select, order and cast `table` to `schema`. Raise SchemaError instead of writing drifted data."""
-    missing = [n for n in schema.names if n not in table.column_names]
+    """Select, order and cast `table` to `schema`. Raise SchemaError instead of writing drifted data.
+
+    A nullable column the table lacks is added as nulls: a table written before that column was declared (an
+    older version of the schema) still reads. A missing non-nullable column is an error.
+    """
+    missing = [n for n in schema.names if n not in table.column_names and not schema.field(n).nullable]
     if missing:
         raise SchemaError(f"{schema.metadata.get(b'table', b'?').decode()}: missing columns {missing}")
+    for name in (n for n in schema.names if n not in table.column_names):
+        table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     try:
         out = table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as err:  # wrong type, or nulls in a non-nullable field

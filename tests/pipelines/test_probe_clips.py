@@ -53,8 +53,7 @@ def test_a_changed_file_is_probed_again(ingested, tiny_corpus, tmp_path):
     params = _params(tmp_path, "in-process")
     probe_clips.run(params, ingested.path, tmp_path / "probe", "r1")
     target = sorted(tiny_corpus.glob("Actor_01/03-*.wav"))[0]
-    other = sorted(tiny_corpus.glob("Actor_01/03-*.wav"))[1]
-    target.write_bytes(other.read_bytes())  # new bytes under the same name
+    target.write_bytes(target.read_bytes() + b"\0" * 64)  # new bytes under the same name (still a decodable WAV)
     again = ingest.run("ravdess", tiny_corpus, tmp_path / "ingest2", "r2")
     summary = probe_clips.run(params, again.path, tmp_path / "probe", "r2")
     assert summary.n_processed == 1 and summary.n_reused == ingested.clips.num_rows - 1

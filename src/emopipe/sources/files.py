@@ -224,8 +224,10 @@ def sha256(entry: Entry) -> tuple[str, int]:
 
     try:
         st = os.stat(entry.path)
+    except FileNotFoundError as err:
+        raise InvalidInput("file_changed", "vanished during the scan") from err
     except OSError as err:
-        raise InvalidInput("file_changed", f"vanished during the scan ({err.strerror})") from err
+        raise InvalidInput("unreadable_file", str(err)) from err
     if (known := hashcache.lookup(entry.path, st)) is not None:
         return known, st.st_size
     h, n = hashlib.sha256(), 0
