@@ -354,10 +354,16 @@ class DatasetWriter:
         stages: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.path = pathlib.Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise DatasetError(f"{self.path} is a file, not a dataset folder: give a folder to write into")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.path)
         self.tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        self.tmp.mkdir()
+        try:
+            self.tmp.mkdir()
+        except OSError:
+            self._release()
+            raise
         self.tables: dict[str, dict[str, Any]] = {}
         self.manifest: dict[str, Any] = {
             "layout": LAYOUT_VERSION,

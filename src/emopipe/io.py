@@ -13,14 +13,29 @@ import pyarrow.parquet as pq
 from emopipe import schemas
 
 
-def write_table(table: pa.Table, path: pathlib.Path, schema: pa.Schema) -> pathlib.Path:
-    """Conform and write atomically (temp file + rename), so a crash never leaves half a file."""
+def temp_beside(path: pathlib.Path) -> pathlib.Path:
+    """A temporary name beside `path`, unique to this process and call (two writers never share one)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _atomic(path: pathlib.Path, write: Any) -> pathlib.Path:
+    """Write through a temporary file renamed into place; on any failure (a full disk) remove the temporary."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(schemas.conform(table, schema), tmp, compression="zstd")
-    os.replace(tmp, path)
+    tmp = temp_beside(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_table(table: pa.Table, path: pathlib.Path, schema: pa.Schema) -> pathlib.Path:
+    """Conform and write atomically (temp file + rename), so a crash never leaves half a file."""
+    conformed = schemas.conform(table, schema)
+    return _atomic(path, lambda tmp: pq.write_table(conformed, tmp, compression="zstd"))
 
 
 def read_table(path: pathlib.Path, schema: pa.Schema) -> pa.Table:
@@ -46,12 +61,9 @@ def link_or_copy(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
 
 
 def write_json(path: pathlib.Path, data: Any) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write JSON atomically (sorted keys, so the same data gives the same bytes)."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: pathlib.Path) -> Any:
