@@ -210,6 +210,32 @@ def qwen2_5_omni_thinker(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
     return _finish(Qwen2_5OmniThinkerForConditionalGeneration(config), tok, folder, template)
 
 
+def qwen2_5_omni(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """A full Qwen2.5-Omni checkpoint (model_type qwen2_5_omni, weights under `thinker.`) whose thinker is
+    `qwen2_5_omni_thinker(seed)`'s: the same replies when only the thinker is loaded. No talker is saved (it speaks,
+    and the labeler never loads it)."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration as Thinker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        thinker = qwen2_5_omni_thinker(pathlib.Path(tmp), seed)
+        config = Qwen2_5OmniConfig(
+            thinker_config=AutoConfig.from_pretrained(thinker).to_dict(), enable_audio_output=False
+        )
+        torch.manual_seed(seed)
+        full = Qwen2_5OmniForConditionalGeneration(config)
+        full.thinker.load_state_dict(Thinker.from_pretrained(thinker).state_dict())
+        full.save_pretrained(folder)
+        for f in thinker.iterdir():
+            if f.name not in {"config.json", "model.safetensors"}:
+                shutil.copy(f, folder / f.name)
+    return folder
+
+
 def qwen2_5_vl(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
     """A Qwen2.5-VL (1 text layer, 1 vision block): frames only, no audio."""
     import torch

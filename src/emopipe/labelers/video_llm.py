@@ -63,8 +63,8 @@ class Family:
     Args:
         model_class: the transformers class that loads the checkpoint.
         processor_class: the transformers processor class that builds its inputs.
-        thinker: the checkpoint is a full Omni model (thinker + talker): load it without the talker and generate
-            with its `.thinker`, which writes text.
+        thinker: the checkpoint is a full Omni model (thinker + talker + vocoder): only its thinker, which writes
+            text, is loaded (`model_class` with the full config's thinker_config, weights under `thinker.`).
         audio: the model takes an audio track.
         patch_size: default vision patch size (the checkpoint's video_preprocessor_config.json wins).
         resize: "frame" (Qwen2-VL: the pixel bounds apply per frame) or "clip" (Qwen3-VL: to frames x pixels).
@@ -93,13 +93,13 @@ _OMNI = {"audio": True, "generate_kwargs": (("use_audio_in_video", False),)}
 # config.json model_type -> family
 FAMILIES: dict[str, Family] = {
     "qwen2_5_omni": Family(
-        "Qwen2_5OmniForConditionalGeneration", "Qwen2_5OmniProcessor", thinker=True, **_OMNI, **_QWEN2_PIXELS
+        "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniProcessor", thinker=True, **_OMNI, **_QWEN2_PIXELS
     ),
     "qwen2_5_omni_thinker": Family(
         "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniProcessor", **_OMNI, **_QWEN2_PIXELS
     ),
     "qwen3_omni_moe": Family(
-        "Qwen3OmniMoeForConditionalGeneration", "Qwen3OmniMoeProcessor", thinker=True, **_OMNI, **_OMNI3_PIXELS
+        "Qwen3OmniMoeThinkerForConditionalGeneration", "Qwen3OmniMoeProcessor", thinker=True, **_OMNI, **_OMNI3_PIXELS
     ),
     "qwen3_omni_moe_thinker": Family(
         "Qwen3OmniMoeThinkerForConditionalGeneration", "Qwen3OmniMoeProcessor", **_OMNI, **_OMNI3_PIXELS
@@ -508,9 +508,12 @@ class TransformersBackend:
             parts["feature_extractor"] = transformers.AutoFeatureExtractor.from_pretrained(path, local_files_only=True)
         self.processor = _accepting_frames(getattr(transformers, self.family.processor_class))(**parts)
         model_cls = getattr(transformers, self.family.model_class)
-        extra = {"enable_audio_output": False} if self.family.thinker else {}
+        extra: dict[str, Any] = {}
+        if self.family.thinker:  # a full Omni checkpoint: load its thinker's weights only, never the talker's
+            full = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+            extra = {"config": full.thinker_config, "key_mapping": {r"^thinker\.": ""}}
         model = model_cls.from_pretrained(path, local_files_only=True, dtype=_dtype(dtype), **extra)
-        self.model = (model.thinker if self.family.thinker else model).to(device).eval()
+        self.model = model.to(device).eval()
         self.generation_config = copy.deepcopy(model.generation_config)
         eos = self.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos]) | {self.tokenizer.eos_token_id}
@@ -649,17 +652,24 @@ def n_inputs(clip: Clip) -> int:
     return (0 if clip.frames is None else len(clip.frames)) + (clip.audio is not None)
 
 
-def to_result(gen: Generation, clip: Clip, seconds: float, taxonomy: Any) -> LabelResult:
-    """A reply -> the clip's label or abstention (truncated, no_answer, ...), rationale and raw output kept."""
+def to_result(gen: Generation, inputs: int, seconds: float | None, taxonomy: Any) -> LabelResult:
+    """A reply -> the clip's label or abstention (truncated, no_answer, ...), rationale and raw output kept.
+
+    Args:
+        gen: the reply.
+        inputs: `n_inputs` of the clip.
+        seconds: time spent on the clip, None when unknown.
+        taxonomy: maps the answer words.
+    """
     parsed = parse_llm_output(gen.text, taxonomy, truncated=not gen.finished)
     return LabelResult(
         label=parsed.label,
         rationale=parsed.rationale,
         raw_output=gen.text,
         abstain_reason=parsed.abstain_reason,
-        n_inputs=n_inputs(clip),
+        n_inputs=inputs,
         generated_tokens=gen.n_tokens,
-        seconds=round(seconds, 6),
+        seconds=None if seconds is None else round(seconds, 6),
     )
 
 
@@ -697,7 +707,7 @@ class VideoLLMLabeler(Labeler):
             if len(gens) != len(chunk):
                 raise RuntimeError(f"{self.labeler}: {len(gens)} replies for {len(chunk)} clips")
             for i, gen in zip(chunk, gens, strict=True):
-                out[i] = to_result(gen, clips[i], share, self.taxonomy)
+                out[i] = to_result(gen, n_inputs(clips[i]), share, self.taxonomy)
             log.info(
                 "%s: %d clips, %d tokens, %.2f s",
                 self.labeler,

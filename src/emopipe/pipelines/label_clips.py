@@ -166,16 +166,16 @@ def run(
     from emopipe.stages import agreement as agreement_stage
     from emopipe.stages.fusion import fuse
 
+    from emopipe.labelers.base import check
+
+    for spec in cfg.labelers:  # a missing or unsupported checkpoint fails first, in one line, before Ray starts
+        check(spec)
     started = time.perf_counter()
     src, dst = StageDir(pathlib.Path(in_dir)), StageDir(pathlib.Path(out_dir))
     clips = src.clips()
     features = src.path / FEATURES_FILE
     if not features.is_file():
         raise FileNotFoundError(f"{features} not found: run extract_features first")
-    from emopipe.labelers.base import check
-
-    for spec in cfg.labelers:  # a missing or unsupported checkpoint fails here, in one line, before Ray starts
-        check(spec)
     labelers = [labeler_version(s) for s in cfg.labelers]
     dst.path.mkdir(parents=True, exist_ok=True)
     previous = pathlib.Path(previous) if previous else dst.path / LABELS_FILE
