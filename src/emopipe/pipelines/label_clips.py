@@ -162,11 +162,10 @@ def run(
         run_id: the run, for the log.
         previous: an earlier labels.parquet whose rows are reused; default: out_dir's own, if any.
     """
+    from emopipe.labelers.base import check
     from emopipe.raycluster import connect
     from emopipe.stages import agreement as agreement_stage
     from emopipe.stages.fusion import fuse
-
-    from emopipe.labelers.base import check
 
     for spec in cfg.labelers:  # a missing or unsupported checkpoint fails first, in one line, before Ray starts
         check(spec)
