@@ -203,6 +203,8 @@ def run(
     io.write_table(agree, dst.path / AGREEMENT_FILE, schemas.load_schema("agreement"))
     reports = dst.path / "reports"
     io.write_json(reports / "agreement.json", agreement_stage.metrics_json(agree))
+    # WAR/UAR per corpus in the form of R1-Omni's published table, next to its figures, for the run report
+    (reports / "agreement_table.md").write_text(agreement_stage.comparison_markdown(agreement_stage.comparison(agree)))
     for row in agree.to_pylist():
         name = f"{row['labeler'].split('@')[0]}__{row['corpus']}.png"
         corpus = None if row["corpus"] == "ALL" else row["corpus"]
