@@ -134,6 +134,10 @@ def test_vllm_requests_survive_ray_data_and_replies_parse_as_the_transformers_pa
     assert (row["label"], row["rationale"], row["n_inputs"], row["labeler"]) == (
         "happiness", "Her eyes crinkle and the tone is bright.", 7, labeler)  # fmt: skip
     assert row["generated_tokens"] == len(ids) + 1 and row["seconds"] is None
-    cut = {**av, "generated_text": REPLY[:40], "generated_tokens": ids[:32], "num_generated_tokens": 32}
-    assert vllm_engine.result(cut, spec, eos, labeler)["abstain_reason"] == "truncated"
+    # a reply that used the whole budget without ending its turn or closing its answer
+    short = dataclasses.replace(spec, max_new_tokens=8)
+    cut = {**av, "generated_text": backend.tokenizer.decode(ids[:8]), "generated_tokens": ids[:8],
+           "num_generated_tokens": 8}  # fmt: skip
+    cut_row = vllm_engine.result(cut, short, eos, labeler)
+    assert (cut_row["label"], cut_row["abstain_reason"], cut_row["generated_tokens"]) == (None, "truncated", 8)
     assert labeler != f"omni@{video_llm.version_of(dataclasses.replace(spec, engine='transformers'))}"
