@@ -63,7 +63,7 @@ ROWS = [
 
 
 def _spec(path, **kw) -> LabelerSpec:
-    return LabelerSpec(name="llm", kind="video_llm", path=str(path), **{"max_new_tokens": 12, **kw})
+    return LabelerSpec(**{"name": "llm", "kind": "video_llm", "path": str(path), "max_new_tokens": 12, **kw})
 
 
 def _content(results) -> list[dict]:
@@ -319,3 +319,63 @@ def test_a_plugin_registered_as_an_entry_point_is_found_by_name(tmp_path, monkey
         video_llm.load_plugin("tests.labelers.test_video_llm:ROWS")
     with pytest.raises(LabelerError, match="cannot import"):
         video_llm.load_plugin("humanomni.model:HumanOmniQwen2ForCausalLM")
+
+
+# --- rows written: the labels table, its gate, its digest -----------------------------------------------------------
+
+
+def test_label_rows_pass_the_labels_gate_and_the_digest_ignores_seconds(steered, checkpoints, tmp_path):
+    import pyarrow as pa
+
+    from emopipe.config import LabelConfig, Params
+    from emopipe.labelers.base import LabelWorker
+    from emopipe.quality.validate import dataset_digest, validate_tables
+
+    specs = (
+        _spec(steered["qwen2_5_omni_thinker"], name="omni", max_new_tokens=64),
+        _spec(steered["qwen2_5_vl"], name="cut", max_new_tokens=4),  # every reply truncated
+        _spec(checkpoints["qwen3_vl"], name="garbage"),
+        _spec(checkpoints["qwen3_vl"], name="gpu", engine="vllm"),  # runs in Ray Data LLM's actors, not here
+    )
+    worker = LabelWorker(LabelConfig(labelers=specs, fusion_labeler="omni"), device="cpu")
+    assert [lab.spec.name for lab in worker.labelers] == ["omni", "cut", "garbage"]
+    table = worker(pa.Table.from_pylist(ROWS))
+    rows = {(r["clip_id"], r["labeler"].split("@")[0]): r for r in table.to_pylist()}
+    assert rows[("av", "omni")]["label"] == "happiness" and rows[("av", "omni")]["generated_tokens"] > 0
+    assert {rows[(c, "cut")]["abstain_reason"] for c in ("av", "silent")} == {"truncated"}
+    result = validate_tables({"labels": table}, Params(work_dir=tmp_path), run_name="t")
+    assert result.success, result.blocking_failures
+    clips = pa.table({"clip_id": ["av"], "corpus": ["test"], "label": ["happiness"]})
+    quarantine = pa.table({"path": pa.array([], pa.string()), "run_id": pa.array([], pa.string())})
+    slower = table.set_column(
+        table.column_names.index("seconds"), "seconds", pa.array([9.0] * len(table), pa.float32())
+    )
+    assert dataset_digest(clips, quarantine, None, {"labels": table}) == dataset_digest(
+        clips, quarantine, None, {"labels": slower})  # fmt: skip
+
+
+def test_params_yaml_settings_of_a_video_llm_labeler(tmp_path):
+    import yaml
+
+    from emopipe.config import load_params
+
+    item = {"name": "qwen-omni", "kind": "video_llm", "path": "models/omni", "max_new_tokens": 256, "batch_size": 4,
+            "dtype": "bfloat16", "engine": "vllm", "engine_kwargs": {"tensor_parallel_size": 2}, "prompt": None,
+            "system_prompt": "You are an emotion expert.", "use_audio": False}  # fmt: skip
+    section = {"labelers": [item], "fusion_labeler": "qwen-omni"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"label_clips": section}))
+    spec = load_params(tmp_path / "params.yaml").label_clips.labelers[0]
+    assert (spec.path, spec.batch_size, spec.dtype, spec.engine) == (str(tmp_path / "models/omni"), 4, "bfloat16",
+                                                                     "vllm")  # fmt: skip
+    assert spec.engine_kwargs == {"tensor_parallel_size": 2} and spec.use_audio is False
+    for bad, words in [
+        ({"dtype": "fp8"}, "dtype must be one of"),
+        ({"engine": "tgi"}, "engine must be one of"),
+        ({"batch_size": 0}, "max_new_tokens and batch_size must be >= 1"),
+        ({"prompt": " "}, "prompt must not be empty"),
+        ({"engine": "vllm", "model_class": "a:B"}, "plug-in runs on the transformers engine only"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            LabelerSpec(**{"name": "x", "kind": "video_llm", "path": "p", **bad})
+    with pytest.raises(ValueError, match="apply to kind video_llm only"):
+        LabelerSpec(name="v", kind="hf_video", path="p", engine="vllm")
