@@ -617,6 +617,13 @@ def _accepting_frames(base: type) -> type:
 # --- features rows -> clips ----------------------------------------------------------------------------------------
 
 
+def as_list(value: Any) -> list[Any]:
+    """A list column's value as a list: None -> [], and Ray Data's numpy arrays of row values -> lists."""
+    if value is None:
+        return []
+    return list(value)
+
+
 def clip_fps(times: list[float] | None, n: int) -> float:
     """The rate of the sampled frames from their timestamps; `DEFAULT_FPS` when there are fewer than two."""
     if not times or n < 2 or len(times) != n:
@@ -635,16 +642,14 @@ def to_clip(row: dict[str, Any], audio: bool) -> Clip | None:
     from emopipe.labelers.classifiers import _jpegs
     from emopipe.stages.audio import from_pcm16
 
-    frames = _jpegs(row.get("frames_jpeg"))
+    frames = _jpegs(as_list(row.get("frames_jpeg")))
     pcm = row.get("audio_pcm16") if audio else None
-    track = from_pcm16(pcm) if pcm else None
-    if track is not None and not track.size:
-        track = None
+    track = from_pcm16(bytes(pcm)) if pcm is not None and len(pcm) else None
     if not frames and track is None:
         return None
     stack = np.stack(frames) if frames else None
-    times = row.get("frame_times_s")
-    return Clip(stack, clip_fps(list(times) if times is not None else None, len(frames)), track)
+    times = as_list(row.get("frame_times_s"))
+    return Clip(stack, clip_fps(times or None, len(frames)), track)
 
 
 def n_inputs(clip: Clip) -> int:

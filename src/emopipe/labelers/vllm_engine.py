@@ -95,8 +95,11 @@ def request(row: dict[str, Any], rendered: dict[str, str], spec: LabelerSpec, ta
 
 def usable(row: dict[str, Any], spec: LabelerSpec, takes_audio: bool) -> bool:
     """Whether a features row has frames, or audio the model is given."""
-    has_audio = bool(row.get("audio_pcm16")) and spec.use_audio and takes_audio
-    has_frames = any(f is not None for f in row.get("frames_jpeg") or [])
+    from emopipe.labelers.video_llm import as_list
+
+    pcm = row.get("audio_pcm16")
+    has_audio = pcm is not None and len(pcm) > 0 and spec.use_audio and takes_audio
+    has_frames = any(f is not None for f in as_list(row.get("frames_jpeg")))
     return has_frames or has_audio
 
 
