@@ -90,11 +90,9 @@ def test_video_llms_label_every_clip_through_the_ray_pool(extracted, models, tmp
     assert "| R1-Omni (published) | 65.83 | 56.27 | 57.68 | 40.04 | 43.00 | 44.69 |" in table
     assert f"| {label_clips.labeler_version(_cfg(models, 4).labelers[0])} | – | – | – | – | " in table
 
-    # a second run from scratch writes the same rows; so does a run with batches of 1
-    label_clips.run(_cfg(models, batch=4), extracted, tmp_path / "b", "r2")
-    label_clips.run(_cfg(models, batch=1), extracted, tmp_path / "c", "r3")
-    first = _content(tmp_path / "a")
-    assert first == _content(tmp_path / "b") == _content(tmp_path / "c")
+    # a second run from scratch, in batches of 1, writes the same rows (and the same labeler versions)
+    label_clips.run(_cfg(models, batch=1), extracted, tmp_path / "b", "r2")
+    assert _content(tmp_path / "a") == _content(tmp_path / "b")
 
     # rerunning into the same folder reuses every row: the versions match what the actors reported
     again = label_clips.run(_cfg(models, batch=4), extracted, tmp_path / "a", "r4")
