@@ -17,7 +17,6 @@ one generate call per batch instead of one per clip), not a real model's speed: 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import pathlib
 import tempfile
@@ -112,7 +111,7 @@ def _llm(n_clips: int, tokens: int, batches: tuple[int, ...] = (1, 8), repeats: 
         spec = LabelerSpec(name="llm", kind="video_llm", path=str(folder), max_new_tokens=tokens)
         labeler = make_labeler(spec)
         for batch in batches:
-            labeler.spec = dataclasses.replace(spec, batch_size=batch)  # the version ignores the batch size
+            labeler.spec = spec.model_copy(update=dict(batch_size=batch))  # the version ignores the batch size
             labeler.label_batch(rows[:batch])  # warm-up
             times = []
             for _ in range(repeats):

@@ -1,6 +1,6 @@
 """Extract sampled frames, faces and audio features for every clip on a Ray actor pool (incremental).
 
-Local:   python ray_jobs/extract_features.py --params params.yaml --input DIR/probe --output DIR/extract --run-id ID
+Local:   python ray_jobs/extract_features.py --params RUN/params.resolved.yaml --input DIR/probe --output DIR/extract --run-id ID
 Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job (its driver joins
          the cluster that runs it); or set ray.address / extract_features.ray_address and this process joins that
          cluster. The corpus roots and DIR must be on storage every node can read. --previous names an earlier
@@ -19,10 +19,8 @@ if __name__ == "__main__":
     parser.add_argument("--input", required=True, help="folder with clips.parquet from probe_clips")
     parser.add_argument("--output", required=True)
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--previous", default=None, help="features.parquet of an earlier run to reuse rows from")
+    parser.add_argument("--previous", default=None, help="an earlier extract_features folder to reuse rows from")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
-    extract_features.run(
-        params.extract_features, args.input, args.output, args.run_id, previous=args.previous, cluster=params.ray
-    )
+    extract_features.run(params, args.input, args.output, args.run_id, previous=args.previous)

@@ -1,6 +1,6 @@
 """Label every clip with the labelers configured in params.yaml (label_clips.labelers) on a Ray actor pool.
 
-Local:   python ray_jobs/label_clips.py --params params.yaml --input DIR/extract --output DIR/label --run-id ID
+Local:   python ray_jobs/label_clips.py --params RUN/params.resolved.yaml --input DIR/extract --output DIR/label --run-id ID
 Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job; or set
          ray.address / label_clips.ray_address and this process joins that cluster. DIR and the model folders
          must be readable on every node.
@@ -19,12 +19,9 @@ if __name__ == "__main__":
     parser.add_argument("--input", required=True, help="folder with clips.parquet and features.parquet")
     parser.add_argument("--output", required=True)
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--previous", default=None, help="labels.parquet of an earlier run to reuse rows from")
+    parser.add_argument("--previous", default=None, help="an earlier label_clips folder to reuse rows from")
     parser.add_argument("--labeler", action="append", help="run only these configured labelers")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
-    cfg = params.label_clips
-    if args.labeler:
-        cfg = label_clips.select(cfg, args.labeler)
-    label_clips.run(cfg, args.input, args.output, args.run_id, previous=args.previous, cluster=params.ray)
+    label_clips.run(params, args.input, args.output, args.run_id, previous=args.previous, labelers=args.labeler)

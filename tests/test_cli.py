@@ -46,7 +46,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, capsys):
     assert err.count("\n") == 0 and "is not a folder" in err
     (tmp_path / "bad.yaml").write_text("ingest: {corpus: imdb}\n")
     assert cli.main(["-q", "--params", str(tmp_path / "bad.yaml"), "versions"]) == 2
-    assert "ingest.corpus must be one of" in capsys.readouterr().err
+    assert "bad.yaml: ingest.corpus: must be one of" in capsys.readouterr().err
 
 
 @pytest.mark.ray

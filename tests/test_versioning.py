@@ -6,10 +6,10 @@ import subprocess
 
 import pyarrow.compute as pc
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 
 from emopipe import io, schemas, versioning
 from emopipe.config import load_params
-from emopipe.pipelines.stage_dir import StageDir
 from emopipe.quality import validate
 from emopipe.sources import ravdess
 from emopipe.stages import probe

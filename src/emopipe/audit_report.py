@@ -1155,3 +1155,52 @@ def render(
             (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
         out["plots"] = plots
     return out
+
+
+def render_dataset(
+    ds: Any,
+    out_dir: pathlib.Path,
+    tables: dict[str, pa.Table] | None = None,
+    *,
+    gate: Any = None,
+    version: str | None = None,
+    title: str = "emopipe bias audit",
+    thresholds: ValidateConfig | None = None,
+) -> dict[str, pathlib.Path]:
+    """Write the bias report and the datasheet of a dataset (emopipe.dataset.Dataset), from its tables as read."""
+    thresholds = thresholds or ValidateConfig()
+    inputs = _load(ds.path, tables, version, thresholds)
+    attributes = _simple_attributes(thresholds)
+    clips_table = ds.clips
+    wanted = ["corpus", "label", "folds", "license", "media_form", "modality", "has_video", "has_audio"]
+    wanted += [c for a in attributes for c in (a, f"{a}_source")]
+    inputs.clips = clips_table.select([c for c in wanted if c in clips_table.column_names]).to_pylist()
+    for row in inputs.clips:
+        for column in wanted:
+            row.setdefault(column, None)
+    inputs.has_clips = True
+    inputs.quarantine = ds.quarantine.to_pylist()
+    inputs.fused = ds.fused_labels.to_pylist() if ds.fused_labels is not None else []
+    if gate is not None:
+        inputs.gate = gate.to_dict() if hasattr(gate, "to_dict") else dict(gate)
+    lineage = ds.lineage
+    inputs.lineage = lineage
+    inputs.version = version or (lineage or {}).get("version")
+    for name in ("class_balance", "balance_summary", "representation"):
+        if name in inputs.computed and tables and name in tables:
+            inputs.tables[name] = tables[name].to_pylist()
+    gaps = findings(inputs)
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / HTML_FILE
+    html_path.write_text(_html(inputs, title, gaps), encoding="utf-8")
+    datasheet_path = out_dir / DATASHEET_FILE
+    datasheet_path.write_text(_datasheet(inputs, title, gaps), encoding="utf-8")
+    out: dict[str, pathlib.Path] = {"html": html_path, "datasheet": datasheet_path}
+    if inputs.plots:
+        plots = out_dir / PLOTS_DIR
+        plots.mkdir(exist_ok=True)
+        for name, data in inputs.plots:
+            (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
+        out["plots"] = plots
+    return out

@@ -27,6 +27,26 @@ def _params(args: argparse.Namespace) -> Any:
     return load(args.params)
 
 
+class _Run:
+    """One CLI command as a run: its frozen parameters, and its local Ray head stopped when the command ends."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from emopipe.config import freeze
+
+        self.run_id = _run_id(getattr(args, "run_id", None))
+        self.params = _params(args)
+        self.run_dir = self.params.run_dir(self.run_id)
+        freeze(self.params, self.run_dir)
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        from emopipe import raycluster
+
+        raycluster.stop_head(self.run_dir)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from emopipe.config import DemoConfig
     from emopipe.demo import make_ravdess_demo
@@ -55,7 +75,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with tqdm(unit="clip", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
         ingest.run_sources([source], out, run_id, progress=bar.update)
     if not args.no_probe:
-        probe_clips.run(_params(args).probe_clips, out, out, run_id)
+        with _Run(args) as run:
+            probe_clips.run(run.params, out, out, run.run_id)
     _print_stage(out)
     return 0
 
@@ -64,7 +85,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from emopipe.pipelines import probe_clips
 
     out = pathlib.Path(args.out or args.dir)
-    probe_clips.run(_params(args).probe_clips, pathlib.Path(args.dir), out, _run_id(args.run_id))
+    with _Run(args) as run:
+        probe_clips.run(run.params, pathlib.Path(args.dir), out, run.run_id)
     _print_stage(out)
     return 0
 
@@ -73,31 +95,31 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from emopipe.pipelines import extract_features
 
     out = pathlib.Path(args.out)
-    summary = extract_features.run(
-        _params(args).extract_features, pathlib.Path(args.dir), out, _run_id(args.run_id), previous=args.previous
-    )
-    print(
-        f"{summary.n_clips} clips -> {out / extract_features.FEATURES_FILE} "
-        f"({summary.n_extracted} extracted, {summary.n_reused} reused, extractor {summary.extractor_version})"
-    )
-    print(f"  errors: {summary.n_errors} {summary.errors}; audio missing: {summary.audio_reasons}")
-    print(f"  mean face share {summary.mean_face_share}; {summary.bytes_per_clip} bytes per clip; {summary.seconds} s")
+    with _Run(args) as run:
+        summary = extract_features.run(run.params, pathlib.Path(args.dir), out, run.run_id, previous=args.previous)
+    extra = summary.extra
+    print(f"{summary.n_rows} clips -> {out}/features ({summary.n_processed} extracted, {summary.n_reused} reused, "
+          f"extractor {summary.version})")  # fmt: skip
+    print(f"  errors: {summary.n_errors} {summary.errors}; audio missing: {extra.get('audio_reasons')}")
+    print(f"  mean face share {extra.get('mean_face_share')}; {extra.get('bytes_per_clip')} bytes per clip; "
+          f"{summary.seconds} s")  # fmt: skip
     return 0
 
 
 def cmd_label(args: argparse.Namespace) -> int:
     from emopipe.pipelines import label_clips
 
-    cfg = _params(args).label_clips
-    if args.labeler:
-        cfg = label_clips.select(cfg, args.labeler)
     out = pathlib.Path(args.out)
-    summary = label_clips.run(cfg, pathlib.Path(args.dir), out, _run_id(args.run_id), previous=args.previous)
+    with _Run(args) as run:
+        summary = label_clips.run(
+            run.params, pathlib.Path(args.dir), out, run.run_id, previous=args.previous, labelers=args.labeler
+        )
+    extra = summary.extra
     print(
-        f"{summary.n_rows} labels -> {out / label_clips.LABELS_FILE} ({summary.n_labelled} new, "
-        f"{summary.n_reused} reused); abstained {summary.abstained}; errors {summary.errors}"
+        f"{summary.n_rows} labels -> {out}/labels ({summary.n_processed} new, {summary.n_reused} reused); "
+        f"abstained {extra['abstained']}; errors {summary.n_errors}"
     )
-    for a in summary.agreement:
+    for a in extra["agreement"]:
         print(
             f"  {a['labeler']} on {a['corpus']}: WAR {a['war']:.3f} UAR {a['uar']:.3f} "
             f"coverage {a['coverage']:.2f} over {a['n_clips']} human-labelled clips"
@@ -135,14 +157,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def _print_stage(folder: pathlib.Path) -> None:
     from collections import Counter
 
-    from emopipe.pipelines.stage_dir import StageDir
+    from emopipe.dataset import Dataset
     from emopipe.sources import protocol
 
-    sd = StageDir(folder)
-    clips = sd.clips()
-    reasons = Counter(sd.quarantine()["reason"].to_pylist())
+    ds = Dataset.open(folder)
+    clips = ds.clips
+    reasons = Counter(ds.quarantine["reason"].to_pylist())
     labels = Counter(lab for lab in clips["label"].to_pylist())
-    print(f"{clips.num_rows} clips -> {sd.clips_path}")
+    print(f"{clips.num_rows} clips -> {ds.path}/clips")
     print(
         "  per class: "
         + ", ".join(f"{k or 'unlabelled'} {v}" for k, v in sorted(labels.items(), key=lambda kv: str(kv[0])))
@@ -157,14 +179,15 @@ def _print_stage(folder: pathlib.Path) -> None:
         one, total = facts["clips_in_exactly_one_test_fold"], facts["clips_with_folds"]
         overlaps = facts["train_test_overlaps"]
         print(f"  {corpus} protocol: {one}/{total} clips in exactly one test fold, {overlaps} train/test overlaps")
-    print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {sd.quarantine_path}")
+    print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {ds.path}/quarantine.parquet")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from emopipe.quality import validate
 
     out = pathlib.Path(args.out or args.dir)
-    result = validate.run(_params(args), pathlib.Path(args.dir), out, _run_id(args.run_id))
+    with _Run(args) as run:
+        result = validate.run(run.params, pathlib.Path(args.dir), out, run.run_id)
     print(result.summary())
     return 0 if result.success else EXIT_DATA
 
@@ -172,7 +195,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from emopipe import versioning
 
-    res = versioning.publish(_params(args), pathlib.Path(args.dir), _run_id(args.run_id))
+    with _Run(args) as run:
+        res = versioning.publish(
+            run.params, pathlib.Path(args.dir), run.run_id, params_sha256=run.params.params_sha256
+        )
     print(res.message)
     print(f"data repository: {res.data_repo}  (git checkout {res.version} && dvc pull)")
     return 0
@@ -235,7 +261,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"    warning      {w}")
     print(f"  forgotten      {lin.get('forgotten_subjects', 0)} subjects on the register")
     try:
-        rows = versioning.read_table_at(repo, args.tag, "lineage.parquet", ["first_published_in"])
+        rows = versioning.read_table_at(repo, args.tag, "lineage", ["first_published_in"])
     except FileNotFoundError:
         rows = None
     if rows is not None:
@@ -398,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATA
     except (FileNotFoundError, ValueError, SchemaError, CommandFailed, WeightsError) as err:
-        print(f"emopipe {args.command}: {err}", file=sys.stderr)
+        # One line per problem (a ParamsError lists every problem of params.yaml), each naming the command.
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"emopipe {args.command}: {line}", file=sys.stderr)
         return EXIT_USAGE
 
 

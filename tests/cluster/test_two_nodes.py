@@ -10,10 +10,10 @@ import pathlib
 
 import pyarrow.parquet as pq
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 from tests.conftest import write_params
 
 from emopipe.pipelines import refresh
-from emopipe.pipelines.stage_dir import StageDir
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -21,7 +21,6 @@ pinned, the GPU group asks for `nvidia.com/gpu`, names that must agree across fi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib.metadata
 import importlib.resources
 import json
@@ -614,4 +613,4 @@ def test_dvc_s3_fragment_is_a_valid_publish_section():
     params: Params = parse_params(raw, REPO)
     assert params.publish.remote.startswith("s3://") and params.publish.aws_conn_id
     assert not {k.lower() for k in params.publish.remote_options} & {"access_key_id", "secret_access_key"}
-    assert dataclasses.asdict(params.publish)["remote"] == fragment["publish"]["remote"]
+    assert params.publish.model_dump()["remote"] == fragment["publish"]["remote"]

@@ -5,7 +5,6 @@ A random model writes garbage, so most replies abstain; `tiny_models.steer` make
 known R1-Omni answer through its own generation_config.json (the model still computes every step), which exercises
 the parse of real answers and the token budget."""
 
-import dataclasses
 import json
 import pathlib
 import shutil
@@ -122,7 +121,7 @@ def test_a_batch_of_4_gives_the_rows_of_4_batches_of_1_and_reruns_agree(checkpoi
     rows = [_row("a", 6, 1.5), _row("b", 4, None, width=128), _row("c", 8, 0.5), _row("d", 5, 2.0, width=80)]
     spec = _spec(checkpoints[family], batch_size=4)
     four = make_labeler(spec).label_batch(rows)
-    ones = make_labeler(dataclasses.replace(spec, batch_size=1)).label_batch(rows)
+    ones = make_labeler(spec.model_copy(update=dict(batch_size=1))).label_batch(rows)
     again = make_labeler(spec).label_batch(rows)  # a fresh load: greedy decoding, same rows
     assert _content(four) == _content(ones) == _content(again)
     assert len({r.raw_output for r in four}) > 1  # different clips, different (garbage) replies
@@ -138,20 +137,20 @@ def test_a_full_omni_checkpoint_loads_only_its_thinker(checkpoints, tmp_path):
 
 
 def test_the_version_changes_with_the_prompt_and_template_but_not_the_batch_size(checkpoints, tmp_path):
-    from emopipe.pipelines.label_clips import labeler_version
+    from emopipe.labelers.stage import labeler_version
 
     path = pathlib.Path(shutil.copytree(checkpoints["qwen2_5_vl"], tmp_path / "vl"))
     spec = _spec(path)
     base = video_llm.version_of(spec)
     assert labeler_version(spec) == f"llm@{base}" == make_labeler(spec).labeler  # computed without the model too
     assert base.startswith(video_llm.folder_version(path) + ".")
-    assert video_llm.version_of(dataclasses.replace(spec, batch_size=1)) == base
+    assert video_llm.version_of(spec.model_copy(update=dict(batch_size=1))) == base
     changed = [
-        dataclasses.replace(spec, prompt=R1_OMNI_PROMPT + " Answer in one word."),
-        dataclasses.replace(spec, system_prompt="You are an emotion expert."),
-        dataclasses.replace(spec, max_new_tokens=13),
-        dataclasses.replace(spec, dtype="bfloat16"),
-        dataclasses.replace(spec, use_audio=False),
+        spec.model_copy(update=dict(prompt=R1_OMNI_PROMPT + " Answer in one word.")),
+        spec.model_copy(update=dict(system_prompt="You are an emotion expert.")),
+        spec.model_copy(update=dict(max_new_tokens=13)),
+        spec.model_copy(update=dict(dtype="bfloat16")),
+        spec.model_copy(update=dict(use_audio=False)),
     ]
     assert len({video_llm.version_of(s) for s in changed} | {base}) == len(changed) + 1
     (path / "chat_template.jinja").write_text((path / "chat_template.jinja").read_text().replace("helpful", "kind"))
@@ -298,7 +297,7 @@ def test_a_plugin_class_runs_through_the_same_labeler_prompt_and_parser(tmp_path
     assert (audio.label, audio.n_inputs) == ("happiness", 1)
     assert empty.abstain_reason == "no_frames"
     assert labeler.backend.path == str(tmp_path) and labeler.backend.dtype == "auto"
-    other = video_llm.version_of(dataclasses.replace(spec, model_class="tests.labelers.test_video_llm:OtherPlugin"))
+    other = video_llm.version_of(spec.model_copy(update=dict(model_class="tests.labelers.test_video_llm:OtherPlugin")))
     assert labeler.version != other  # the plug-in and its own version are part of the labeler version
 
 
@@ -327,31 +326,43 @@ def test_a_plugin_registered_as_an_entry_point_is_found_by_name(tmp_path, monkey
 def test_label_rows_pass_the_labels_gate_and_the_digest_ignores_seconds(steered, checkpoints, tmp_path):
     import pyarrow as pa
 
-    from emopipe.config import LabelConfig, Params
-    from emopipe.labelers.base import LabelWorker
-    from emopipe.quality.validate import dataset_digest, validate_tables
+    from emopipe.config import Params
+    from emopipe.dataset import Dataset, DatasetWriter
+    from emopipe.labelers.stage import LabelStage, labeler_version
+    from emopipe.quality.validate import validate_tables
 
     specs = (
         _spec(steered["qwen2_5_omni_thinker"], name="omni", max_new_tokens=64),
         _spec(steered["qwen2_5_vl"], name="cut", max_new_tokens=4),  # every reply truncated
         _spec(checkpoints["qwen3_vl"], name="garbage"),
-        _spec(checkpoints["qwen3_vl"], name="gpu", engine="vllm"),  # runs in Ray Data LLM's actors, not here
     )
-    worker = LabelWorker(LabelConfig(labelers=specs, fusion_labeler="omni"), device="cpu")
-    assert [lab.spec.name for lab in worker.labelers] == ["omni", "cut", "garbage"]
-    table = worker(pa.Table.from_pylist(ROWS))
+    parts = []
+    for spec in specs:  # each labeler is its own stage; its workers call process() on batches of features rows
+        stage = LabelStage(spec, batch_size=4)
+        stage.setup()
+        parts.append(stage.process(pa.Table.from_pylist(ROWS).select(list(stage.input_columns))))
+    table = pa.concat_tables(parts)
     rows = {(r["clip_id"], r["labeler"].split("@")[0]): r for r in table.to_pylist()}
     assert rows[("av", "omni")]["label"] == "happiness" and rows[("av", "omni")]["generated_tokens"] > 0
+    assert rows[("av", "omni")]["labeler"] == labeler_version(specs[0])
     assert {rows[(c, "cut")]["abstain_reason"] for c in ("av", "silent")} == {"truncated"}
     result = validate_tables({"labels": table}, Params(work_dir=tmp_path), run_name="t")
     assert result.success, result.blocking_failures
-    clips = pa.table({"clip_id": ["av"], "corpus": ["test"], "label": ["happiness"]})
-    quarantine = pa.table({"path": pa.array([], pa.string()), "run_id": pa.array([], pa.string())})
-    slower = table.set_column(
-        table.column_names.index("seconds"), "seconds", pa.array([9.0] * len(table), pa.float32())
-    )
-    assert dataset_digest(clips, quarantine, None, {"labels": table}) == dataset_digest(
-        clips, quarantine, None, {"labels": slower})  # fmt: skip
+    # the same labels measured at another speed are the same dataset
+    seconds = table.column_names.index("seconds")
+    slower = table.set_column(seconds, "seconds", pa.array([9.0] * len(table), pa.float32()))
+    digests = []
+    for name, labels in (("a", table), ("b", slower)):
+        with DatasetWriter(tmp_path / name, corpora={"test": str(tmp_path)}) as writer:
+            writer.write_table("labels", labels)
+            writer.commit()
+        digests.append(Dataset.open(tmp_path / name).digest)
+    assert digests[0] == digests[1]
+    other = table.set_column(table.column_names.index("label"), "label", pa.array([None] * len(table), pa.string()))
+    with DatasetWriter(tmp_path / "c", corpora={"test": str(tmp_path)}) as writer:
+        writer.write_table("labels", other)
+        writer.commit()
+    assert Dataset.open(tmp_path / "c").digest != digests[0]  # while the labels themselves count
 
 
 def test_params_yaml_settings_of_a_video_llm_labeler(tmp_path):
@@ -369,13 +380,13 @@ def test_params_yaml_settings_of_a_video_llm_labeler(tmp_path):
                                                                      "vllm")  # fmt: skip
     assert spec.engine_kwargs == {"tensor_parallel_size": 2} and spec.use_audio is False
     for bad, words in [
-        ({"dtype": "fp8"}, "dtype must be one of"),
-        ({"engine": "tgi"}, "engine must be one of"),
-        ({"batch_size": 0}, "max_new_tokens and batch_size must be >= 1"),
-        ({"prompt": " "}, "prompt must not be empty"),
+        ({"dtype": "fp8"}, "dtype: must be one of"),
+        ({"engine": "tgi"}, "engine: must be one of"),
+        ({"batch_size": 0}, "batch_size: must be >= 1"),
+        ({"prompt": " "}, "prompt: must not be blank"),
         ({"engine": "vllm", "model_class": "a:B"}, "plug-in runs on the transformers engine only"),
     ]:
         with pytest.raises(ValueError, match=words):
             LabelerSpec(**{"name": "x", "kind": "video_llm", "path": "p", **bad})
-    with pytest.raises(ValueError, match="apply to kind video_llm only"):
+    with pytest.raises(ValueError, match="engine: applies to kind video_llm only"):
         LabelerSpec(name="v", kind="hf_video", path="p", engine="vllm")

@@ -2,45 +2,52 @@
 checkpoints loaded in a Ray actor pool, batched, generated, parsed, written; two runs agree; a batch of 4 writes the
 rows of batches of 1. And the vLLM path's request rows through Ray Data (vLLM itself is not installed here)."""
 
-import dataclasses
 import pathlib
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from emopipe.config import ExtractConfig, LabelConfig, LabelerSpec
+from emopipe.config import ExtractConfig, LabelConfig, LabelerSpec, Params, RayConfig
+from emopipe.dataset import Dataset
 from emopipe.labelers import video_llm, vllm_engine
+from emopipe.labelers.stage import labeler_version
 from emopipe.pipelines import extract_features, ingest, label_clips
 from tests import tiny_models
 
 pytestmark = pytest.mark.ray
 REPLY = "<think>Her eyes crinkle and the tone is bright.</think><answer>happy</answer>"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    """One local Ray for the module: every job below joins it instead of starting its own."""
-    from emopipe.raycluster import connect
-
-    with connect(None, 2):
-        yield
+RUN = "llm"  # every job of the module is one run: they share its local Ray head, stopped at the end
 
 
 @pytest.fixture(scope="module")
-def extracted(tiny_corpus_template, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("llm-labelling")
-    ingest.run("ravdess", tiny_corpus_template, tmp / "ingest", "r1")
-    ext = ExtractConfig(num_workers=2, num_cpus=2, n_frames=4, frame_size=72)
-    extract_features.run(ext, tmp / "ingest", tmp / "ext", "r1")
-    return tmp / "ext"
+def work(tmp_path_factory):
+    from emopipe import raycluster
+
+    root = tmp_path_factory.mktemp("llm-labelling")
+    yield root
+    raycluster.stop_head(_params(root).run_dir(RUN))
+
+
+def _params(root: pathlib.Path, label: LabelConfig | None = None) -> Params:
+    return Params(
+        work_dir=root / "work",
+        extract_features=ExtractConfig(num_workers=2, num_cpus=2, n_frames=4, frame_size=72),
+        label_clips=label or LabelConfig(),
+        ray=RayConfig(executor="ray"),  # through the Ray actor pool, however few the clips
+    )
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("llms")
-    omni = tiny_models.steer(tiny_models.qwen2_5_omni_thinker(root / "omni"), REPLY)
-    return {"omni": omni, "vl": tiny_models.qwen2_5_vl(root / "vl")}
+def extracted(tiny_corpus_template, work):
+    ingest.run("ravdess", tiny_corpus_template, work / "ingest", RUN)
+    extract_features.run(_params(work), work / "ingest", work / "ext", RUN)
+    return work / "ext"
+
+
+@pytest.fixture(scope="module")
+def models(work):
+    omni = tiny_models.steer(tiny_models.qwen2_5_omni_thinker(work / "omni"), REPLY)
+    return {"omni": omni, "vl": tiny_models.qwen2_5_vl(work / "vl")}
 
 
 def _cfg(models, batch: int) -> LabelConfig:
@@ -52,22 +59,24 @@ def _cfg(models, batch: int) -> LabelConfig:
 
 
 def _content(path: pathlib.Path) -> list[dict]:
-    rows = pq.read_table(path / "labels.parquet").to_pylist()
+    rows = Dataset.open(path).labels.to_pylist()
     return sorted(
         ({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=lambda r: (r["clip_id"], r["labeler"])
     )
 
 
-def test_video_llms_label_every_clip_through_the_ray_pool(extracted, models, tmp_path):
-    summary = label_clips.run(_cfg(models, batch=4), extracted, tmp_path / "a", "r1")
-    clips = {c["clip_id"]: c for c in pq.read_table(extracted / "clips.parquet").to_pylist()}
-    feats = {f["clip_id"]: f for f in pq.read_table(extracted / "features.parquet").to_pylist()}
-    labels = pq.read_table(tmp_path / "a" / "labels.parquet").to_pylist()
-    assert len(labels) == 2 * len(clips) == summary.n_rows and summary.errors == 0
-    by = {(r["clip_id"], r["labeler"].split("@")[0]): r for r in labels}
-    assert {r["labeler"] for r in labels} == {label_clips.labeler_version(s) for s in _cfg(models, 4).labelers}
-    broken = {c for c, f in feats.items() if f["error"]}
+def test_video_llms_label_every_clip_through_the_ray_pool(extracted, models, work):
+    cfg = _cfg(models, batch=4)
+    summary = label_clips.run(_params(work, cfg), extracted, work / "a", RUN)
+    assert summary.executor == "ray" and summary.workers == 2
+    src = Dataset.open(extracted)
+    clips = {c["clip_id"]: c for c in src.clips.to_pylist()}
+    broken = {f["clip_id"] for f in src.extraction.to_pylist() if f["error"]}
     assert broken  # the demo's truncated download
+    labels = Dataset.open(work / "a").labels.to_pylist()
+    assert len(labels) == 2 * len(clips) == summary.n_rows and summary.n_errors == 0
+    assert {r["labeler"] for r in labels} == {labeler_version(s) for s in cfg.labelers}
+    by = {(r["clip_id"], r["labeler"].split("@")[0]): r for r in labels}
     for clip_id, clip in clips.items():
         omni, vl = by[(clip_id, "omni")], by[(clip_id, "vl")]
         if clip_id in broken:
@@ -83,25 +92,27 @@ def test_video_llms_label_every_clip_through_the_ray_pool(extracted, models, tmp
             assert omni["n_inputs"] == 4 + 1  # 4 frames and the audio track
             assert vl["n_inputs"] == 4 and vl["label"] is None and vl["raw_output"]  # garbage: abstains
             assert 1 <= vl["generated_tokens"] <= 8
-    ravdess = {(a["labeler"].split("@")[0], a["corpus"]): a for a in summary.agreement}[("omni", "ravdess")]
+    agreement = {(a["labeler"].split("@")[0], a["corpus"]): a for a in summary.extra["agreement"]}
+    ravdess = agreement[("omni", "ravdess")]
     happy = sum(1 for c in clips.values() if c["label"] == "happiness")
     assert ravdess["war"] == pytest.approx(happy / ravdess["n_clips"])  # "happy" is right exactly on happy clips
-    table = (tmp_path / "a" / "reports" / "agreement_table.md").read_text()
+    table = (work / "a" / "reports" / "agreement_table.md").read_text()
     assert "| R1-Omni (published) | 65.83 | 56.27 | 57.68 | 40.04 | 43.00 | 44.69 |" in table
-    assert f"| {label_clips.labeler_version(_cfg(models, 4).labelers[0])} | – | – | – | – | " in table
+    assert f"| {labeler_version(cfg.labelers[0])} | – | – | – | – | " in table
 
     # a second run from scratch, in batches of 1, writes the same rows (and the same labeler versions)
-    label_clips.run(_cfg(models, batch=1), extracted, tmp_path / "b", "r2")
-    assert _content(tmp_path / "a") == _content(tmp_path / "b")
+    label_clips.run(_params(work, _cfg(models, batch=1)), extracted, work / "b", RUN)
+    assert _content(work / "a") == _content(work / "b")
 
-    # rerunning into the same folder reuses every row: the versions match what the actors reported
-    again = label_clips.run(_cfg(models, batch=4), extracted, tmp_path / "a", "r4")
-    assert (again.n_labelled, again.n_reused) == (0, 2 * len(clips))
+    # rerunning into the same folder reuses every row: the versions match what the workers reported
+    again = label_clips.run(_params(work, cfg), extracted, work / "a", RUN)
+    assert (again.n_processed, again.n_reused) == (0, 2 * len(clips))
 
 
-def test_vllm_requests_survive_ray_data_and_replies_parse_as_the_transformers_path(models, tmp_path):
+def test_vllm_requests_survive_ray_data_and_replies_parse_as_the_transformers_path(models, work):
     import ray
 
+    from emopipe import raycluster
     from tests.labelers.test_video_llm import ROWS
 
     spec = LabelerSpec(name="omni", kind="video_llm", path=str(models["omni"]), max_new_tokens=32, engine="vllm")
@@ -112,8 +123,9 @@ def test_vllm_requests_survive_ray_data_and_replies_parse_as_the_transformers_pa
     usable = [r for r in ROWS if vllm_engine.usable(r, spec, takes_audio=True)]
     assert [r["clip_id"] for r in usable] == ["av", "silent", "audio"]
 
-    ds = ray.data.from_items(usable).map(lambda row: vllm_engine.request(row, rendered, spec, True))
-    sent = {r["clip_id"]: r for r in ds.take_all()}
+    with raycluster.session(None, _params(work).run_dir(RUN), 2):
+        ds = ray.data.from_items(usable).map(lambda row: vllm_engine.request(row, rendered, spec, True))
+        sent = {r["clip_id"]: r for r in ds.take_all()}
     av, silent, audio = sent["av"], sent["silent"], sent["audio"]
     assert av["prompt"] == rendered["video+audio"] and silent["prompt"] == rendered["video"]
     assert audio["prompt"] == rendered["audio"]
@@ -133,9 +145,9 @@ def test_vllm_requests_survive_ray_data_and_replies_parse_as_the_transformers_pa
         "happiness", "Her eyes crinkle and the tone is bright.", 7, labeler)  # fmt: skip
     assert row["generated_tokens"] == len(ids) + 1 and row["seconds"] is None
     # a reply that used the whole budget without ending its turn or closing its answer
-    short = dataclasses.replace(spec, max_new_tokens=8)
+    short = spec.model_copy(update=dict(max_new_tokens=8))
     cut = {**av, "generated_text": backend.tokenizer.decode(ids[:8]), "generated_tokens": ids[:8],
            "num_generated_tokens": 8}  # fmt: skip
     cut_row = vllm_engine.result(cut, short, eos, labeler)
     assert (cut_row["label"], cut_row["abstain_reason"], cut_row["generated_tokens"]) == (None, "truncated", 8)
-    assert labeler != f"omni@{video_llm.version_of(dataclasses.replace(spec, engine='transformers'))}"
+    assert labeler != f"omni@{video_llm.version_of(spec.model_copy(update=dict(engine='transformers')))}"

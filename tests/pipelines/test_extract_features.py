@@ -4,10 +4,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 
 from emopipe.config import ExtractConfig
 from emopipe.pipelines import extract_features, ingest
-from emopipe.pipelines.stage_dir import StageDir
 from emopipe.stages.extract import extractor_version
 
 CFG = ExtractConfig(num_workers=2, batch_size=4, num_cpus=2, n_frames=4, frame_size=48)

@@ -4,11 +4,11 @@ import json
 import pathlib
 
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 from tests.conftest import write_params
 from tests.corpora import clip_media, make_dfew, make_footage, make_mafw
 
 from emopipe.pipelines import refresh
-from emopipe.pipelines.stage_dir import StageDir
 
 pytestmark = pytest.mark.ray
 

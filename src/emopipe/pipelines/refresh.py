@@ -1,7 +1,14 @@
 """The stages of `emotion_dataset_refresh`, as the DAG's tasks (and tests) call them.
 
-Each function takes the params.yaml path and the run id, writes under `<work_dir>/runs/<run_id>/<stage>/`
-and returns that folder as a string, so XCom only ever carries paths. Rerunning a stage overwrites its folder.
+Each function takes the params.yaml path and the run id, writes under `<work_dir>/runs/<run_id>/<stage>/` and returns
+that folder as a string, so XCom only ever carries paths. The run's parameters are parsed and validated once, by its
+first task, and frozen into the run folder (`params.resolved.yaml`); every later task of the run, and every Ray job
+it starts, reads that frozen copy, so an edit of params.yaml during a run changes nothing in it.
+
+A stage first works out what it has to compute (rows whose content or stage version changed since the last run that
+finished it); with nothing to compute it only writes its output from the carried rows; with a few rows it computes
+them in this process; with more it runs as a Ray job (its own process, or a job on the cluster) on the run's shared
+local Ray head or the configured cluster. Rerunning a stage rewrites its folder atomically.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from emopipe.config import Params, SourceConfig, load_params
 
 log = logging.getLogger(__name__)
 
+LAST = "LAST.json"  # <work_dir>/runs/LAST.json: stage -> the folder of the last run that finished it
+HASHES = "state/hashes.parquet"  # <work_dir>/state/...: (path, size, mtime) -> sha256 of every media file seen
+
 
 class GateFailed(RuntimeError):
     """The quality gate has blocking failures; the message is the gate summary."""
@@ -32,8 +42,42 @@ def params_path(value: str | None = None) -> pathlib.Path:
     return pathlib.Path(__file__).resolve().parents[3] / "params.yaml"
 
 
-def load(params_file: str | None) -> Params:
-    return load_params(params_path(params_file))
+def load(params_file: str | None, run_id: str | None = None) -> Params:
+    """The run's parameters: its frozen copy (made by its first task) when `run_id` is given, else params.yaml."""
+    if run_id is None:
+        return load_params(params_path(params_file))
+    from emopipe.config import run_params
+
+    base = load_params(params_path(params_file))
+    return run_params(params_path(params_file), base.run_dir(run_id))
+
+
+def frozen_file(params: Params, run_id: str) -> pathlib.Path:
+    """The run's frozen params file (what its Ray jobs are given)."""
+    return params.run_dir(run_id) / "params.resolved.yaml"
+
+
+def last(params: Params) -> dict[str, str]:
+    path = params.work_dir / "runs" / LAST
+    try:
+        data = io.read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def previous(params: Params, stage: str, out: pathlib.Path) -> pathlib.Path | None:
+    """The folder of the last run that finished `stage` (its rows are reused), if it still exists."""
+    where = last(params).get(stage)
+    if not where or pathlib.Path(where) == pathlib.Path(out) or not (pathlib.Path(where) / "dataset.json").is_file():
+        return None
+    return pathlib.Path(where)
+
+
+def finished(params: Params, stage: str, out: pathlib.Path) -> None:
+    """Record that `stage` finished into `out` (the next run reuses it)."""
+    pointers = {**last(params), stage: str(out)}
+    io.write_json(params.work_dir / "runs" / LAST, pointers)
 
 
 def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tuple[str, ...] = ()) -> str:
@@ -43,18 +87,28 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
     out. The media found is recorded (media.json, runs/MEDIA.json) so `new_media` can tell what has landed since.
     """
     from emopipe import forget, versioning
+    from emopipe.dataset import Dataset
     from emopipe.pipelines import ingest as ingest_pipeline
 
-    params = load(params_file)
+    params = load(params_file, run_id)  # freezes the run's parameters
     if forget_subjects:
         forget.request(params.work_dir, list(forget_subjects), reason=f"refresh run {run_id}")
     out = params.run_dir(run_id) / "ingest"
     sources = ingest_pipeline.configured_sources(params)
     register = forget.register(params.work_dir, versioning.published_forget_register(params))
     snapshot = media_snapshot(sources)  # before the scan: a file landing during this run counts as new next time
-    folder = ingest_pipeline.run_sources(sources, out, run_id, forgotten=register)
+    before = previous(params, "ingest", out)
+    folder = ingest_pipeline.run_sources(
+        sources,
+        out,
+        run_id,
+        forgotten=register,
+        previous=Dataset(before) if before else None,
+        hashes=params.work_dir / HASHES,
+    ).path
     io.write_json(folder / "media.json", snapshot)
     io.write_json(params.work_dir / "runs" / "MEDIA.json", snapshot)
+    finished(params, "ingest", folder)
     return str(folder)
 
 
@@ -71,7 +125,8 @@ def media_snapshot(sources: list[SourceConfig]) -> dict[str, list[int]]:
                 path = pathlib.Path(dirpath) / name
                 with contextlib.suppress(OSError):  # vanished between listing and stat: it is not there
                     st = path.stat()
-                    snap[f"{src.corpus}/{path.relative_to(root).as_posix()}"] = [st.st_size, st.st_mtime_ns]
+                    rel = os.fsdecode(path.relative_to(root).as_posix()).encode("utf-8", "backslashreplace")
+                    snap[f"{src.corpus}/{rel.decode()}"] = [st.st_size, st.st_mtime_ns]
     return snap
 
 
@@ -99,63 +154,61 @@ def new_media(params_file: str | None) -> dict[str, Any]:
     }
 
 
-def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
-    """Probe media as a Ray job (local Ray, or the cluster in params.yaml)."""
-    from emopipe.orchestration import submit_ray_job
+def _runs_here(params: Params, n_rows: int, stage_gpus: Any) -> bool:
+    """Whether a stage's `n_rows` new rows are computed in this process rather than as a Ray job."""
+    mode = params.ray.executor
+    if n_rows == 0 or mode == "in-process":
+        return True
+    if mode == "ray" or params.ray.dashboard_url or params.ray.address:
+        return False
+    wants_gpu = stage_gpus not in (None, "auto", 0, 0.0)
+    return not wants_gpu and n_rows < params.ray.local_below_rows
 
-    params = load(params_file)
-    out = params.run_dir(run_id) / "probe_clips"
-    submit_ray_job(
-        "probe_clips",
-        {"params": str(params_path(params_file)), "input": ingest_dir, "output": str(out), "run_id": run_id},
-        params.work_dir,
-    )
+
+def _stage(job: str, params_file: str | None, run_id: str, in_dir: str) -> str:
+    """Run one Ray stage of the run: in this process when the work is small (or none), else as a Ray job."""
+    from emopipe.orchestration import submit_ray_job
+    from emopipe.pipelines import extract_features, label_clips, probe_clips
+
+    params = load(params_file, run_id)
+    module = {"probe_clips": probe_clips, "extract_features": extract_features, "label_clips": label_clips}[job]
+    out = params.run_dir(run_id) / job
+    prev = previous(params, job, out)
+    n = module.todo_count(params, pathlib.Path(in_dir), out, prev)
+    gpus = getattr(getattr(params, job), "num_gpus", None)
+    if _runs_here(params, n, gpus):
+        log.info("%s: %d rows to compute, in this process", job, n)
+        module.run(params, pathlib.Path(in_dir), out, run_id, previous=prev)
+    else:
+        log.info("%s: %d rows to compute, as a Ray job", job, n)
+        args = {"params": str(frozen_file(params, run_id)), "input": in_dir, "output": str(out), "run_id": run_id}
+        if prev is not None:
+            args["previous"] = str(prev)
+        submit_ray_job(job, args, params.work_dir, cluster=params.ray)
+    finished(params, job, out)
     return str(out)
 
 
-def previous_features(params: Params) -> pathlib.Path | None:
-    """The features.parquet of the last run whose extraction finished (its rows are reused), if any."""
-    pointer = params.work_dir / "runs" / "FEATURES.json"
-    if not pointer.is_file():
-        return None
-    path = pathlib.Path(io.read_json(pointer)["features"])
-    return path if path.is_file() else None
+def probe_clips(params_file: str | None, run_id: str, ingest_dir: str) -> str:
+    """Probe new or changed media (unchanged clips keep their earlier probe)."""
+    return _stage("probe_clips", params_file, run_id, ingest_dir)
 
 
 def extract_features(params_file: str | None, run_id: str, probe_dir: str) -> str:
-    """Extract frames, faces and audio features as a Ray job, reusing the last run's rows for unchanged clips."""
-    from emopipe.orchestration import submit_ray_job
-
-    params = load(params_file)
-    out = params.run_dir(run_id) / "extract_features"
-    args = {"params": str(params_path(params_file)), "input": probe_dir, "output": str(out), "run_id": run_id}
-    if (prev := previous_features(params)) is not None and prev.parent != out:
-        args["previous"] = str(prev)
-    submit_ray_job("extract_features", args, params.work_dir)
-    io.write_json(params.work_dir / "runs" / "FEATURES.json", {"features": str(out / "features.parquet")})
-    return str(out)
+    """Extract frames, faces and audio features, reusing the last run's rows for unchanged clips."""
+    return _stage("extract_features", params_file, run_id, probe_dir)
 
 
 def label_clips(params_file: str | None, run_id: str, extract_dir: str) -> str:
-    """Label every clip with the configured labelers as a Ray job, reusing the last run's rows for unchanged clips."""
-    from emopipe.orchestration import submit_ray_job
-
-    params = load(params_file)
-    out = params.run_dir(run_id) / "label_clips"
-    args = {"params": str(params_path(params_file)), "input": extract_dir, "output": str(out), "run_id": run_id}
-    pointer = params.work_dir / "runs" / "LABELS.json"
-    if pointer.is_file() and (prev := pathlib.Path(io.read_json(pointer)["labels"])).is_file() and prev.parent != out:
-        args["previous"] = str(prev)
-    submit_ray_job("label_clips", args, params.work_dir)
-    io.write_json(pointer, {"labels": str(out / "labels.parquet")})
-    return str(out)
+    """Label every clip with the configured labelers, reusing the last run's rows for unchanged clips."""
+    return _stage("label_clips", params_file, run_id, extract_dir)
 
 
 def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
     """Run the Great Expectations gate; raise GateFailed (after writing validation.json) when it blocks."""
     from emopipe.quality import validate as gate
 
-    params = load(params_file)
+    params = load(params_file, run_id)
     out = params.run_dir(run_id) / "validate"
     result = gate.run(params, pathlib.Path(probe_dir), out, run_id)
     if not result.success:
@@ -174,7 +227,7 @@ def checkout_version(params_file: str | None, run_id: str, tag: str) -> str:
 
     from emopipe import versioning
 
-    params = load(params_file)
+    params = load(params_file, run_id)
     dest = audit_dir(params, run_id, tag) / "checkout"
     shutil.rmtree(dest, ignore_errors=True)
     return str(versioning.checkout(params, tag, dest) / "dataset")
@@ -185,11 +238,13 @@ def bias_audit(
 ) -> dict[str, Any]:
     """Audit a checked-out version for bias; write its report, datasheet and bias.json; publish nothing."""
     from emopipe import audit
+    from emopipe.dataset import Dataset
 
-    params = load(params_file)
+    params = load(params_file, run_id)
     out = audit_dir(params, run_id, tag)
     attrs = tuple(attributes) if attributes else None
-    res = audit.audit_folder(params, pathlib.Path(dataset_dir), out, f"audit-{tag}", attributes=attrs, version=tag)
+    ds = Dataset.open(dataset_dir)
+    res = audit.audit_dataset(params, ds, out, f"audit-{tag}", attributes=attrs, version=tag)
     return {
         "tag": tag,
         "success": res.success,
@@ -205,8 +260,8 @@ def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
     """Version the validated dataset with DVC (no new version when nothing changed)."""
     from emopipe import versioning
 
-    params = load(params_file)
-    res = versioning.publish(params, pathlib.Path(validated_dir), run_id)
+    params = load(params_file, run_id)
+    res = versioning.publish(params, pathlib.Path(validated_dir), run_id, params_sha256=params.params_sha256)
     out = params.run_dir(run_id) / "publish.json"
     io.write_json(
         out,
@@ -222,42 +277,77 @@ def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
 
 
 def report(params_file: str | None, run_id: str) -> dict[str, Any]:
-    """Write report.json and report.md for the run, whatever happened, and point runs/LATEST at it."""
-    params = load(params_file)
+    """Write report.json and report.md for the run, whatever happened, point runs/LATEST at it, stop its Ray head."""
+    from emopipe import raycluster
+    from emopipe.dataset import Dataset, DatasetError
+
+    params = load(params_file, run_id)
     run_dir = params.run_dir(run_id)
+    raycluster.stop_head(run_dir)  # the run's last task: its local Ray is not needed any more
     rep: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "params_file": str(params_path(params_file))}
+    if (frozen := frozen_file(params, run_id)).is_file():
+        rep["params_resolved"], rep["params_sha256"] = str(frozen), params.params_sha256
     stage = next(
         (
             run_dir / name
-            for name in ("label_clips", "extract_features", "probe_clips")
-            if (run_dir / name / "quarantine.parquet").exists()
+            for name in ("label_clips", "extract_features", "probe_clips", "ingest")
+            if (run_dir / name / "dataset.json").is_file()
         ),
-        run_dir / "ingest",
+        None,
     )
-    if (stage / "clips.parquet").exists():
-        from emopipe.pipelines.stage_dir import StageDir
+    if stage is not None:
         from emopipe.sources import protocol
 
-        sd = StageDir(stage)
-        clips, quarantine = sd.clips(), sd.quarantine().to_pylist()
-        rep["corpora"] = sd.source()["corpora"]
-        rep["clips"] = clips.num_rows
-        rep["clips_by_corpus"] = dict(sorted(Counter(clips["corpus"].to_pylist()).items()))
-        rep["labelled_by_corpus"] = dict(
-            sorted(
-                Counter(
-                    c for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True) if lab
-                ).items()
+        try:
+            ds = Dataset.open(stage)
+            clips, quarantine = ds.clips, ds.quarantine.to_pylist()
+        except (DatasetError, OSError, ValueError) as err:
+            rep["error"] = f"{stage}: {err}"
+        else:
+            rep["corpora"] = {c: str(r) for c, r in ds.corpora.items()}
+            rep["synthetic"] = ds.synthetic
+            rep["clips"] = clips.num_rows
+            rep["clips_by_corpus"] = dict(sorted(Counter(clips["corpus"].to_pylist()).items()))
+            rep["labelled_by_corpus"] = dict(
+                sorted(
+                    Counter(
+                        c
+                        for c, lab in zip(clips["corpus"].to_pylist(), clips["label"].to_pylist(), strict=True)
+                        if lab
+                    ).items()
+                )
             )
-        )
-        rep["protocol"] = protocol.check(clips)
-        rep["quarantined"] = len(quarantine)
-        rep["quarantine_by_reason"] = dict(Counter(q["reason"] for q in quarantine))
-        rep["quarantine"] = [f"{q['corpus']}/{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
-    if (run_dir / "extract_features" / "extract.json").exists():
-        rep["extraction"] = io.read_json(run_dir / "extract_features" / "extract.json")
-    if (run_dir / "label_clips" / "label.json").exists():
-        rep["labelling"] = io.read_json(run_dir / "label_clips" / "label.json")
+            rep["protocol"] = protocol.check(clips)
+            rep["quarantined"] = len(quarantine)
+            rep["quarantine_by_reason"] = dict(Counter(q["reason"] for q in quarantine))
+            rep["quarantine"] = [f"{q['corpus']}/{q['path']}: {q['reason']} ({q['detail']})" for q in quarantine]
+    rep["stages"] = []
+    for name, file in (
+        ("probe_clips", "probe.json"),
+        ("extract_features", "extract.json"),
+        ("label_clips", "label.json"),
+    ):
+        path = run_dir / name / file
+        if path.is_file():
+            rep["stages"].append(io.read_json(path))
+    for summary in rep["stages"]:
+        if summary["stage"] == "extract_features":
+            rep["extraction"] = {
+                "n_clips": summary["n_rows"],
+                "n_extracted": summary["n_processed"],
+                "n_reused": summary["n_reused"],
+                "extractor_version": summary["version"],
+                "errors": summary["errors"],
+                **summary["extra"],
+            }
+        if summary["stage"] == "label_clips":
+            rep["labelling"] = {
+                "n_rows": summary["n_rows"],
+                "n_labelled": summary["n_processed"],
+                "n_reused": summary["n_reused"],
+                "errors": summary["n_errors"],
+                **summary["extra"],
+            }
     if (run_dir / "validate" / "validation.json").exists():
         from emopipe.quality.validate import load_result
 
@@ -316,11 +406,15 @@ def render_report(rep: dict[str, Any]) -> str:
                 f"{facts['clips_in_exactly_one_test_fold']}/{facts['clips_with_folds']}; "
                 f"train/test overlaps: {facts['train_test_overlaps']}"
             )
+    if synthetic := rep.get("synthetic"):
+        lines += [
+            f"- **synthetic**: corpus {name} is generated, not recorded: {text}" for name, text in synthetic.items()
+        ]
     if ext := rep.get("extraction"):
         lines.append(
             f"- features: {ext['n_clips']} clips ({ext['n_extracted']} extracted, {ext['n_reused']} reused from the "
             f"last run), extractor {ext['extractor_version']}, errors {ext['errors'] or 'none'}, "
-            f"mean face share {ext['mean_face_share']}, {ext['bytes_per_clip']} bytes per clip"
+            f"mean face share {ext.get('mean_face_share')}, {ext.get('bytes_per_clip')} bytes per clip"
         )
     if lab := rep.get("labelling"):
         lines.append(
@@ -332,8 +426,11 @@ def render_report(rep: dict[str, Any]) -> str:
             f"kappa {a.get('kappa')}, coverage {a['coverage']:.2f} ({a['n_clips']} human-labelled clips)"
             for a in lab["agreement"]
         ]
+    if rep.get("stages"):
+        lines += ["", "## Stages", ""]
+        lines += [f"- {_stage_line(s)}" for s in rep["stages"]]
     if gate := rep.get("gate"):
-        lines += [f"- Data Docs: {gate['data_docs']}", f"- bias report: {rep.get('bias_report')}"]
+        lines += ["", f"- Data Docs: {gate['data_docs']}", f"- bias report: {rep.get('bias_report')}"]
         lines += ["", "## Quality gate", ""]
         lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
         lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
@@ -344,3 +441,10 @@ def render_report(rep: dict[str, Any]) -> str:
     if rep.get("quarantine"):
         lines += ["", "## Quarantine", ""] + [f"- {q}" for q in rep["quarantine"]]
     return "\n".join(lines) + "\n"
+
+
+def _stage_line(summary: dict[str, Any]) -> str:
+    from emopipe.stages.base import StageSummary
+
+    known = set(StageSummary.__dataclass_fields__)
+    return StageSummary(**{k: v for k, v in summary.items() if k in known}).line()

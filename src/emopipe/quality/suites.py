@@ -8,7 +8,6 @@ table's Arrow schema.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
 import pathlib
@@ -52,12 +51,12 @@ def load_spec(table: str) -> SuiteSpec:
 
 def _threshold_values(cfg: ValidateConfig) -> dict[str, Any]:
     values: dict[str, Any] = {"taxonomy": list(schemas.taxonomy().canonical)}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
         if isinstance(value, Levels):
-            values[f"{f.name}.blocking"], values[f"{f.name}.warning"] = value.blocking, value.warning
+            values[f"{name}.blocking"], values[f"{name}.warning"] = value.blocking, value.warning
         else:
-            values[f.name] = value
+            values[name] = value
     return values
 
 

@@ -34,11 +34,17 @@ class ScanResult:
 
 
 def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file, read in 1 MiB chunks (or reused, see sources.hashcache, when unchanged)."""
+    from emopipe.sources import hashcache
+
+    st = path.stat()
+    if (known := hashcache.lookup(path, st)) is not None:
+        return known
     h = hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
+    hashcache.record(path, st, h.hexdigest())
     return h.hexdigest()
 
 

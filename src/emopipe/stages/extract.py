@@ -12,7 +12,6 @@ import json
 import logging
 import pathlib
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -21,10 +20,12 @@ import pyarrow as pa
 from emopipe import schemas
 from emopipe.config import ExtractConfig
 from emopipe.stages import audio, frames
+from emopipe.stages.base import Resources, Stage
 
 log = logging.getLogger(__name__)
 
 FEATURES = schemas.load_schema("features")
+EXTRACTION = schemas.load_schema("extraction")
 # Bump when the code changes what a row holds; settings that change the output are hashed in as well.
 EXTRACTOR_CODE_VERSION = "1"
 INPUT_COLUMNS = ("clip_id", "corpus", "sha256", "media_path", "media_form", "width", "height")
@@ -34,37 +35,32 @@ def extractor_version(cfg: ExtractConfig) -> str:
     """`<code version>+<hash of the settings that change the output>`, e.g. `1+3fa2c9d0`."""
     keys = ("n_frames", "frame_size", "crop_size", "keep_frames", "jpeg_quality", "face_detector", "face_weights")
     keys += ("min_face_size", "audio")
-    settings = json.dumps({k: str(asdict(cfg)[k]) for k in keys}, sort_keys=True)
+    settings = json.dumps({k: str(getattr(cfg, k)) for k in keys}, sort_keys=True)
     return f"{EXTRACTOR_CODE_VERSION}+{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
-def extraction_table(features_path: pathlib.Path) -> pa.Table:
-    """The `extraction` table the gate validates: one light row per features row (media columns not loaded)."""
+def extraction_rows(batch: pa.Table) -> pa.Table:
+    """The `extraction` rows of a batch of features rows: what the gate checks, without the media columns."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    cols = ["clip_id", "corpus", "extractor_version", "frame_indices", "face_share", "log_mel", "egemaps"]
-    parts = []
-    for batch in pq.ParquetFile(features_path).iter_batches(batch_size=256, columns=[*cols, "audio_reason", "error"]):
-        mel = batch["log_mel"]
-        first_mel = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(mel), 0), mel, None), 0)
-        parts.append(
-            pa.table(
-                {
-                    "clip_id": batch["clip_id"],
-                    "corpus": batch["corpus"],
-                    "extractor_version": batch["extractor_version"],
-                    "n_sampled": pc.list_value_length(batch["frame_indices"]),
-                    "face_share": batch["face_share"],
-                    "n_log_mel_bins": pc.list_value_length(first_mel),
-                    "n_egemaps": pc.list_value_length(batch["egemaps"]),
-                    "audio_reason": batch["audio_reason"],
-                    "error": batch["error"],
-                }
-            )
-        )
-    schema = schemas.load_schema("extraction")
-    return schemas.conform(pa.concat_tables(parts), schema) if parts else schema.empty_table()
+    mel = batch["log_mel"]
+    first_mel = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(mel), 0), mel, None), 0)
+    return schemas.conform(
+        pa.table(
+            {
+                "clip_id": batch["clip_id"],
+                "corpus": batch["corpus"],
+                "extractor_version": batch["extractor_version"],
+                "n_sampled": pc.list_value_length(batch["frame_indices"]),
+                "face_share": batch["face_share"],
+                "n_log_mel_bins": pc.list_value_length(first_mel),
+                "n_egemaps": pc.list_value_length(batch["egemaps"]),
+                "audio_reason": batch["audio_reason"],
+                "error": batch["error"],
+            }
+        ),
+        EXTRACTION,
+    )
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -181,3 +177,46 @@ class ClipExtractor:
             log_mel=audio.log_mel(signal).tolist(),
             egemaps=audio.egemaps(signal).tolist(),
         )
+
+
+class ExtractStage(Stage):
+    """The extraction stage: a clips row in, its features row out (frames, faces, crops, audio, log-mel, eGeMAPS).
+
+    Args:
+        cfg: the `extract_features:` section.
+        roots: corpus name -> root folder that the clips' media_path is relative to.
+    """
+
+    name = "extract_features"
+    input_columns = INPUT_COLUMNS
+    output_schema = FEATURES
+    failure_code = "extract_failed"
+    resources = Resources(cpus=1.0)
+
+    def __init__(self, cfg: ExtractConfig, roots: dict[str, str]) -> None:
+        self.cfg, self.roots = cfg, {c: str(r) for c, r in roots.items()}
+        self.batch_size = cfg.batch_size
+        self._inner: ClipExtractor | None = None
+
+    @property
+    def version(self) -> str:
+        return extractor_version(self.cfg)
+
+    def setup(self) -> None:
+        self._inner = ClipExtractor(self.cfg, self.roots)
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        if self._inner is None:
+            self.setup()
+        return self._inner(batch)
+
+    def error_rows(self, batch: pa.Table, code: str, detail: str) -> pa.Table:
+        rows = [
+            {"clip_id": r["clip_id"], "corpus": r["corpus"], "sha256": r["sha256"], "extractor_version": self.version,
+             "error": code, "error_detail": detail}
+            for r in batch.to_pylist()
+        ]  # fmt: skip
+        return schemas.from_rows(rows, FEATURES)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_inner": None}  # the detector is loaded on the worker, never shipped

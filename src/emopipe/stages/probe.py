@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from emopipe import schemas
 from emopipe.sources.base import InvalidInput
+from emopipe.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -159,22 +160,40 @@ def probe_rows(rows: list[dict[str, Any]], roots: pathlib.Path | dict[str, pathl
     return out
 
 
-class ClipProber:
-    """Ray Data stateful UDF: a batch of clips rows -> the same rows with probe columns, `error` and `error_detail`.
+PROBE_CODE_VERSION = "2"  # bump when what probe_rows records changes
+PROBED = schemas.CLIPS.append(
+    pa.field("error_detail", pa.string(), nullable=True, metadata={"doc": "What the probe found wrong, for error."})
+)
+
+
+class ProbeStage(Stage):
+    """Probe every clip's media (PyAV): a clips row in, the same row with its probe columns out.
+
+    A row whose media cannot be probed keeps its data and gets `error` (a quarantine reason code) and
+    `error_detail`; the pipeline moves such rows to the quarantine.
 
     Args:
         roots: corpus name -> the root its rows' `media_path` is relative to (shared paths on a cluster).
+        batch_size: clips per worker call.
     """
 
-    input_schema = schemas.CLIPS
+    name = "probe_clips"
+    input_columns = tuple(schemas.CLIPS.names)
+    output_schema = PROBED
+    failure_code = "unreadable_media"
 
-    def __init__(self, roots: dict[str, str]) -> None:
-        import av  # noqa: F401 — load FFmpeg once per actor, not per batch
+    def __init__(self, roots: dict[str, str], batch_size: int = 64) -> None:
+        self.roots = {c: str(r) for c, r in roots.items()}
+        self.batch_size = batch_size
 
-        self.roots = {c: pathlib.Path(r) for c, r in roots.items()}
+    @property
+    def version(self) -> str:
+        return f"probe-{PROBE_CODE_VERSION}"
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = probe_rows(schemas.conform(batch, self.input_schema).to_pylist(), self.roots)
-        table = schemas.from_rows(rows, schemas.CLIPS)
-        details = pa.array([r["error_detail"] for r in rows], type=pa.string())
-        return table.append_column("error_detail", details)
+    def setup(self) -> None:
+        import av  # noqa: F401 - load FFmpeg once per worker, not per batch
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        roots = {c: pathlib.Path(r) for c, r in self.roots.items()}
+        rows = probe_rows(schemas.conform(batch, schemas.CLIPS).to_pylist(), roots)
+        return schemas.from_rows(rows, PROBED)
