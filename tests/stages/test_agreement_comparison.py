@@ -6,7 +6,7 @@ from emopipe.stages import agreement as ag
 
 
 def _table():
-    # ravdess: 4 angry clips, 2 sad; "r1" answers 3 of the angry ones right, abstains on one, calls both sad clips angry
+    # ravdess: 4 angry clips, 2 sad; "r1" gets 3 angry ones right, abstains on one, calls both sad clips angry
     clips = pa.table(
         {
             "clip_id": [f"ravdess:{i}" for i in range(6)] + ["footage:0", "footage:1"],
