@@ -3,8 +3,10 @@
 A (clip, labeler) row is carried over while the clip's sha256 and the labeler's version (its weights' checksum, and
 for a video LLM its prompt) are unchanged and the row has no error. Only the features columns a labeler reads are
 streamed to its workers (face crops for the default model); a labeler with no new clips loads nothing. Writes the
-labels shards, agreement (WAR/UAR against the human labels), fused labels and the confusion matrices; the clips,
-features and the rest pass through.
+labels shards, agreement (WAR/UAR against the human labels, and `reports/agreement_table.md`: the same in the form
+of R1-Omni's published table, next to its figures), fused labels and the confusion matrices; the clips, features and
+the rest pass through. Every labeler is checked (`labelers.base.check`) before anything starts; a video LLM on the
+`vllm` engine runs through Ray Data LLM's own engine actors (`labelers.vllm_engine`) instead of the executor.
 """
 
 from __future__ import annotations
