@@ -80,3 +80,38 @@ def airflow_db() -> pathlib.Path:
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_STATE, ignore_errors=True)
+
+
+def write_dataset(folder: pathlib.Path, clips, quarantine, corpora: dict):
+    """A dataset folder holding these clips and quarantine tables (what ingest/probe write)."""
+    from emopipe.dataset import DatasetWriter
+
+    with DatasetWriter(folder, corpora=corpora) as writer:
+        writer.write_table("clips", clips)
+        writer.write_table("quarantine", quarantine)
+        return writer.commit()
+
+
+def rewrite_table(folder: pathlib.Path, name: str, fn=None, *, raw=None):
+    """Replace one table of a dataset folder in place: `fn(table) -> table` (conformed), or `raw` written as is (a
+    file another tool wrote, types and all), as one file the manifest points at."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from emopipe.dataset import Dataset
+
+    ds = Dataset(folder)
+    table = raw if raw is not None else fn(ds.table(name))
+    manifest = json.loads((ds.path / "dataset.json").read_text())
+    entry = manifest["tables"][name]
+    if "shards" in entry:
+        for file in ds.files(name):
+            file.unlink()
+        pq.write_table(table, ds.path / name / "part-rewritten.parquet")
+        entry["shards"] = [["part-rewritten.parquet", table.num_rows]]
+    else:
+        pq.write_table(table, ds.path / entry["file"])
+    entry["rows"] = table.num_rows
+    (ds.path / "dataset.json").write_text(json.dumps(manifest))
+    return Dataset(folder)

@@ -222,3 +222,57 @@ def truncated_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pat
     full.unlink()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def undecodable_long_clip(
+    path: pathlib.Path, seconds: float, fps: int = 25, size: tuple[int, int] = (32, 32)
+) -> pathlib.Path:
+    """A Matroska file whose metadata says `seconds` long (frames of `size`) but whose packets are random bytes.
+
+    Nothing in it can be decoded, so a probe that answers anything but unreadable_media for it decided from
+    the container's metadata alone.
+    """
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("mjpeg", rate=fps)  # its encoder opens at any size FFmpeg allows (up to ~16k)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuvj420p"
+        rng = np.random.default_rng(0)
+        step = fps * 60
+        for pts in [*range(0, int(seconds * fps), step), int(seconds * fps) - 1]:
+            packet = av.Packet(rng.integers(0, 256, 200, dtype=np.uint8).tobytes())
+            packet.stream, packet.pts, packet.dts, packet.time_base = video, pts, pts, Fraction(1, fps)
+            out.mux(packet)
+    return path
+
+
+def long_clip(
+    path: pathlib.Path, seconds: float, fps: int = 10, size: tuple[int, int] = (64, 48), rate: int = 48_000
+) -> pathlib.Path:
+    """An H.264 + AAC MP4 of `seconds`, written a second at a time (memory flat however long the clip is).
+
+    The picture is index_frames' grey ramp (wrapping), the sound a 440 Hz tone: real streams every decoder reads.
+    """
+    import av
+
+    w, h = size
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"preset": "ultrafast", "threads": "1"}
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        t = np.arange(rate, dtype=np.float64) / rate
+        second = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for s in range(int(np.ceil(seconds))):
+            for i in range(fps):
+                img = np.full((h, w, 3), (8 * (s * fps + i)) % 256, dtype=np.uint8)
+                out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            for start in range(0, rate, 1024):
+                frame = av.AudioFrame.from_ndarray(second[None, start : start + 1024], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = rate, s * rate + start
+                out.mux(audio.encode(frame))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path

@@ -1,20 +1,21 @@
-"""The bias audit report: HTML sections, escaping, the datasheet, and a real headless browser rendering it."""
+"""The bias audit report: HTML sections, escaping, the datasheet, generated corpora, versions, plots that show
+what they draw, and a real headless browser rendering it offline."""
 
 from __future__ import annotations
 
 import base64
 import html.parser
 import pathlib
-import shutil
-import subprocess
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from emopipe import audit_report, io, schemas
+from emopipe import audit_report, demo, io, schemas
+from emopipe.audit_report import ReportInputs
 from emopipe.stages import balance
+from tests import browser
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 HEADINGS = (
     "Summary",
     "Known biases and gaps",
@@ -25,11 +26,13 @@ HEADINGS = (
     "Agreement with human labels",
 )
 HOSTILE = "<script>alert('x')</script>"
-BAR_COLOURS = ((0x3B, 0x6E, 0xA5), (0xD9, 0x82, 0x2B))  # class-distribution bars (audit_report._class_bar)
+BAR_COLOURS = ((0x3B, 0x6E, 0xA5), (0xD9, 0x82, 0x2B))  # class-distribution bars (audit_report.class_bar_figure)
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"  # HOSTILE as autoescape writes it
 
 
 def _clips() -> pa.Table:
-    """40 RAVDESS clips (gender derived: 30 female, 10 male), 30 DFEW clips in 5 folds (gender estimated or null)."""
+    """40 RAVDESS clips (gender derived: 30 female, 10 male), 30 DFEW clips in 5 folds (gender estimated or null,
+    one of them a hostile value)."""
     tax = schemas.taxonomy()
     rows = []
     ravdess, dfew = tax.classes("ravdess"), tax.classes("dfew")
@@ -68,7 +71,8 @@ def _clips() -> pa.Table:
                 "modality": "video-only",
                 "has_video": True,
                 "has_audio": False,
-                "gender": None if i >= 20 else ("female" if i % 2 else "male"),
+                # a footage-style sidecar value on one clip: must stay text on every page
+                "gender": None if i >= 20 else (HOSTILE if i == 0 else "female" if i % 2 else "male"),
                 "gender_source": None if i >= 20 else "estimated",
                 "license": tax.license("dfew"),
             }
@@ -122,7 +126,8 @@ def _folder(root: pathlib.Path, *, full: bool = True) -> pathlib.Path:
     labels = _labels(clips)
     io.write_table(labels, folder / "labels.parquet", schemas.load_schema("labels"))
     io.write_table(agreement.agreement(clips, labels), folder / "agreement.parquet", schemas.load_schema("agreement"))
-    agreement.confusion_png(clips, labels, "fer@1", "ravdess", folder / "reports" / "confusion" / "fer_ravdess.png")
+    confusion = folder / "reports" / "confusion" / "fer__ravdess.png"  # named as label_clips names them
+    agreement.confusion_png(clips, labels, "fer@1", "ravdess", confusion)
     cb = balance.class_balance(clips)
     metrics = {
         "class_balance": cb,
@@ -138,7 +143,7 @@ def _folder(root: pathlib.Path, *, full: bool = True) -> pathlib.Path:
             "success": True,
             "dataset_digest": "d" * 64,
             "blocking_failures": [],
-            "warnings": [f"representation.warning: smallest group share {HOSTILE}"],
+            "warnings": [f"gender group {HOSTILE} in footage: the share of the clips whose value is known is 5.0%"],
             "suites": {},
             "data_docs": None,
         },
@@ -149,7 +154,9 @@ def _folder(root: pathlib.Path, *, full: bool = True) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     root = tmp_path_factory.mktemp("audit")
-    return audit_report.render(_folder(root), root / "out", version="v7")
+    folder = _folder(root)
+    (folder / "validation.html").write_text("<!DOCTYPE html><title>gate</title>", encoding="utf-8")
+    return audit_report.render_folder(folder, folder / "reports", version="v7")
 
 
 class _Images(html.parser.HTMLParser):
@@ -186,7 +193,7 @@ def test_report_has_every_section_and_inline_plots(report):
     assert "v7" in text and "passed" in text
     plots = {img["data-plot"] for img in _images(text)}
     assert {"class_distribution/ravdess", "class_distribution/dfew", "class_share/ravdess/gender"} <= plots
-    assert "class_share/dfew/gender" in plots and "confusion/fer_ravdess" in plots
+    assert "class_share/dfew/gender" in plots and "confusion/fer__ravdess" in plots
     _assert_png_images(_images(text))
     # self-contained: nothing fetched from anywhere, no scripts
     assert "<script" not in text.lower().replace("&lt;script", "") and "<link" not in text and "http" not in text
@@ -194,8 +201,12 @@ def test_report_has_every_section_and_inline_plots(report):
 
 
 def test_report_escapes_table_values(report):
+    """A sidecar's gender value and a gate message carrying it are text on the page and in the datasheet."""
     text = report["html"].read_text(encoding="utf-8")
-    assert HOSTILE not in text and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    assert HOSTILE not in text and "<script" not in text.lower()  # the page has no script of its own either
+    assert text.count(ESCAPED) >= 3  # the gate warning, the representation table, a thin-group finding
+    sheet = report["datasheet"].read_text(encoding="utf-8")
+    assert HOSTILE not in sheet and "<script" not in sheet and "&lt;script>alert('x')&lt;/script>" in sheet
 
 
 def test_report_tables_folds_thin_groups_sources_and_agreement(report):
@@ -216,7 +227,7 @@ def test_report_renders_bias_tables_when_present(report):
     pytest.importorskip("fairlearn")
     text = report["html"].read_text(encoding="utf-8")
     assert "No label_dependence table" not in text and "No model_parity table" not in text
-    assert "Cramér&#x27;s V" in text
+    assert "Cramér&#39;s V" in text
     assert any(p.startswith("parity/ravdess/fer@1/gender") for p in (i["data-plot"] for i in _images(text)))
 
 
@@ -242,7 +253,7 @@ def test_datasheet_states_licences_prohibited_uses_and_sources(report):
 
 def test_report_renders_from_clips_alone(tmp_path):
     folder = _folder(tmp_path, full=False)
-    paths = audit_report.render(folder, tmp_path / "out")
+    paths = audit_report.render_folder(folder, tmp_path / "out")
     text = paths["html"].read_text(encoding="utf-8")
     for heading in HEADINGS:
         assert f">{heading}</h" in text, heading
@@ -254,7 +265,7 @@ def test_report_renders_from_clips_alone(tmp_path):
 
 
 def test_report_of_an_empty_folder(tmp_path):
-    paths = audit_report.render(tmp_path / "nothing", tmp_path / "out", title="empty <audit>")
+    paths = audit_report.render_folder(tmp_path / "nothing", tmp_path / "out", title="empty <audit>")
     text = paths["html"].read_text(encoding="utf-8")
     assert "empty &lt;audit&gt;" in text and "No clips table" in text and "plots" not in paths
     assert "Article 5(1)(f)" in paths["datasheet"].read_text(encoding="utf-8")
@@ -319,7 +330,7 @@ def test_report_takes_given_tables_and_flags_them(tmp_path):
         ],
         schemas.load_schema("model_parity"),
     )
-    paths = audit_report.render(
+    paths = audit_report.render_folder(
         folder, tmp_path / "out", tables={"label_dependence": dependence, "model_parity": parity}
     )
     text = paths["html"].read_text(encoding="utf-8")
@@ -335,39 +346,163 @@ def test_report_takes_given_tables_and_flags_them(tmp_path):
     assert "happiness differs by 30.0% between groups" in sheet
 
 
-def _browser() -> str:
-    for name in BROWSERS:
-        if path := shutil.which(name):
-            return path
-    pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) on PATH; `apt-get install -y chromium` provides one")
+def test_generated_corpus_is_said_generated_in_report_and_datasheet(tmp_path):
+    text = "emopipe's demo generator wrote 384 clips in the RAVDESS layout; nobody was recorded."
+    inputs = ReportInputs(clips=_clips(), synthetic={"ravdess": text}, corpora={"ravdess": str(tmp_path)})
+    paths = audit_report.render(inputs, tmp_path / "out")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert (
+        '<p class="synthetic" data-synthetic="ravdess"><strong>Generated data:</strong> ravdess is generated' in page
+    )
+    assert "nobody was recorded" in page and "ravdess (generated)" in page
+    sheet = paths["datasheet"].read_text(encoding="utf-8")
+    assert "> **Generated data (ravdess):** ravdess is generated, not recorded from people" in sheet
+    assert "- **ravdess:** generated, not recorded: emopipe's demo generator" in sheet
+    assert "24 professional actors" not in sheet  # the real corpus's description is not used for a generated one
+    assert "- **generated data:** ravdess is generated" in sheet  # in the known biases and gaps
+    assert "Dynamic Facial Expression in the Wild" in sheet  # the real corpus beside it keeps its own
 
 
-def _chromium(browser: str, profile: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--force-color-profile=srgb",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+def test_the_demo_corpus_marks_itself_and_the_folder_report_says_so(tiny_corpus_template, tmp_path):
+    marker = demo.read_synthetic_marker(tiny_corpus_template)
+    assert marker is not None and marker["generator"].startswith("emopipe.demo.make_ravdess_demo")
+    assert "RAVDESS file layout" in marker["description"] and "Nobody was recorded" in marker["description"]
+    assert demo.read_synthetic_marker(tmp_path) is None  # a real corpus has no marker
+    folder = _folder(tmp_path, full=False)
+    io.write_json(folder / "source.json", {"corpora": {"ravdess": str(tiny_corpus_template), "dfew": str(tmp_path)}})
+    paths = audit_report.render_folder(folder, tmp_path / "out")
+    sheet = paths["datasheet"].read_text(encoding="utf-8")
+    assert "**Generated data (ravdess):**" in sheet and "Nobody was recorded" in sheet
+    assert "Generated data (dfew)" not in sheet and "24 professional actors" not in sheet
+    page = paths["html"].read_text(encoding="utf-8")
+    assert 'data-synthetic="ravdess"' in page and str(tiny_corpus_template) not in page
+
+
+def test_version_comes_from_lineage_and_no_local_folder_is_shown(tmp_path):
+    lineage = {"version": "v3", "published_at": "2026-12-01T03:00:00+00:00", "run_id": "scheduled__x",
+               "code_version": "0.1.0+gabc1234", "dataset_digest": "e" * 64}  # fmt: skip
+    inputs = ReportInputs(clips=_clips(), lineage=lineage, corpora={"ravdess": "/srv/private/ravdess"})
+    paths = audit_report.render(inputs, tmp_path / "out")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "<h1>emopipe bias audit \N{EM DASH} v3</h1>" in page
+    assert "<tr><td>Version</td><td>v3</td></tr>" in page and "scheduled__x" in page and "e" * 64 in page
+    assert "unversioned" not in page and "/srv/private" not in page and str(tmp_path) not in page
+    sheet = paths["datasheet"].read_text(encoding="utf-8")
+    assert sheet.startswith("# Datasheet: emopipe bias audit v3") and "/srv/private" not in sheet
+    # a published checkout: lineage.json beside the dataset folder, as in the data repository
+    checkout = tmp_path / "checkout"
+    folder = _folder(checkout, full=False)
+    io.write_json(checkout / "lineage.json", lineage)
+    page = audit_report.render_folder(folder, tmp_path / "out2")["html"].read_text(encoding="utf-8")
+    assert "<tr><td>Version</td><td>v3</td></tr>" in page and str(folder) not in page
+    unpublished = audit_report.render(ReportInputs(clips=_clips()), tmp_path / "out3")["html"].read_text()
+    assert "not published yet" in unpublished
+
+
+def _bar_pixels(fig, ax, x: float, colour: str) -> int:
+    """Pixels of `colour` in a 3-px wide column at data x, from just below the axis's zero line up to 6 px above."""
+    import matplotlib.colors
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # what savefig renders the report's PNGs with
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    px, py = ax.transData.transform((x, 0.0))
+    row = rgb.shape[0] - round(py)  # display y grows upwards, image rows downwards
+    want = np.rint(np.array(matplotlib.colors.to_rgb(colour)) * 255).astype(int)
+    window = rgb[row - 6 : row + 2, round(px) - 1 : round(px) + 2]
+    return int((np.abs(window - want).max(axis=-1) <= 30).sum())
+
+
+def test_zero_height_bars_are_drawn():
+    """A class with no clips, and a group with no clips of a class, show as a line of the bar's colour on the axis
+    (an invisible bar reads as a missing class); a missing value says n/a."""
+    import matplotlib.colors
+
+    rows = [{"label": "happiness", "count": 30, "share": 0.75}, {"label": "disgust", "count": 0, "share": 0.0},
+            {"label": "fear", "count": 10, "share": 0.25}]  # fmt: skip
+    fig = audit_report.class_bar_figure("ravdess", rows, warn_share=0.05)
+    ax = fig.axes[0]
+    assert _bar_pixels(fig, ax, 1, audit_report.THIN_CLASS_COLOUR) >= 3
+    assert _bar_pixels(fig, ax, 1.45, audit_report.THIN_CLASS_COLOUR) == 0  # and nothing beside the bar
+    series = {"female": [0.5, 0.0, 0.5], "male": [0.4, 0.3, None]}
+    fig = audit_report.grouped_bar_figure(["anger", "fear", "sadness"], series, "dfew: share by gender", "share")
+    ax = fig.axes[0]
+    zero = ax.patches[1]  # female, fear
+    colour = matplotlib.colors.to_hex(zero.get_facecolor())
+    assert _bar_pixels(fig, ax, zero.get_x() + zero.get_width() / 2, colour) >= 3
+    assert "n/a" in [t.get_text() for t in ax.texts]
+
+
+def test_plot_titles_and_labels_fit_inside_the_image():
+    long = "fer@mini-xception-fer2013.59534287 with a much longer labeler name than usual"
+    figures = [
+        audit_report.class_bar_figure("a-corpus-with-a-very-long-name-from-a-footage-drop-folder", [
+            {"label": f"class-{i}", "count": i, "share": 0.1} for i in range(3)], 0.05),
+        audit_report.grouped_bar_figure(["female", "male"], {"recall (UAR)": [0.8, 0.6], "face hit rate": [1, 1]},
+                                        f"{long} on dfew: per-gender rates (recall ratio 0.750)", "rate"),
+    ]  # fmt: skip
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in figures:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        texts = [t for t in fig.findobj(match=lambda a: hasattr(a, "get_text")) if t.get_visible() and t.get_text()]
+        assert texts
+        for t in texts:
+            ext = t.get_window_extent(renderer)
+            assert ext.x0 >= fig.bbox.x0 - 1 and ext.x1 <= fig.bbox.x1 + 1 and ext.y1 <= fig.bbox.y1 + 1, t.get_text()
+
+
+class _Figures(html.parser.HTMLParser):
+    """(data-plot, caption) of every <figure>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[tuple[str, str]] = []
+        self._caption = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.figures.append((dict(attrs).get("data-plot") or "", ""))
+        self._caption = self._caption or tag == "figcaption"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._caption = self._caption and tag != "figcaption"
+
+    def handle_data(self, data: str) -> None:
+        if self._caption and self.figures:
+            name, cap = self.figures[-1]
+            self.figures[-1] = (name, cap + data)
+
+
+def test_captions_say_what_each_plot_shows(report):
+    parser = _Figures()
+    parser.feed(report["html"].read_text(encoding="utf-8"))
+    assert parser.figures and all(cap for _, cap in parser.figures)
+    assert not any(".png" in cap for _, cap in parser.figures)  # captions were file names
+    caption = dict(parser.figures)["confusion/fer__ravdess"]
+    assert caption.startswith("Confusion matrix of fer@1 on ravdess: rows are the human labels") and "WAR" in caption
+
+
+def test_report_links_the_offline_validation_page(report):
+    text = report["html"].read_text(encoding="utf-8")
+    assert '<a href="../validation.html" data-validation-page>' in text  # relative: it travels with the version
+    assert "validation.html" in report["datasheet"].read_text(encoding="utf-8")
+    assert (report["html"].parent / "../validation.html").resolve().is_file()
 
 
 def test_report_in_a_real_headless_browser(report, tmp_path):
-    """Chromium loads the page from disk, paints it (screenshot not blank, plot colours on screen) and keeps every
-    inline plot in its DOM."""
+    """Chromium loads the page from disk without asking the network for anything, paints it (screenshot not blank,
+    plot colours on screen) and keeps every inline plot in its DOM."""
     import matplotlib.image
-    import numpy as np
 
-    browser = _browser()
+    exe = browser.browser()
     uri = report["html"].resolve().as_uri()
+    assert browser.page_requests(exe, report["html"], tmp_path) == []
     shot = tmp_path / "report.png"
-    done = _chromium(browser, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,4000", uri)
+    done = browser.chromium(exe, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,4000", uri)
     assert shot.is_file(), f"no screenshot (rc {done.returncode}): {done.stderr[-2000:]}"
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (4000, 1280)
@@ -376,7 +511,7 @@ def test_report_in_a_real_headless_browser(report, tmp_path):
     painted = sum(int((np.abs(rgb - np.array(c)).max(axis=-1) <= 12).sum()) for c in BAR_COLOURS)
     assert painted > 500, "no class-distribution bar colour on screen: the inline PNGs were not painted"
 
-    dom = _chromium(browser, tmp_path / "profile-dom", "--dump-dom", uri)
+    dom = browser.chromium(exe, tmp_path / "profile-dom", "--dump-dom", uri)
     assert dom.returncode == 0, dom.stderr[-2000:]
     in_dom = _images(dom.stdout)
     in_file = _images(report["html"].read_text(encoding="utf-8"))
@@ -384,3 +519,5 @@ def test_report_in_a_real_headless_browser(report, tmp_path):
     assert {"class_distribution/ravdess", "class_share/ravdess/gender"} <= {i["data-plot"] for i in in_dom}
     _assert_png_images(in_dom)
     assert all(f">{h}</h" in dom.stdout for h in HEADINGS)
+    shown = browser.visible_text(exe, report["html"], tmp_path)
+    assert HOSTILE in shown  # the hostile value is on screen, as text

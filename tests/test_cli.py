@@ -31,10 +31,10 @@ def test_unprobed_folder_fails_the_gate_with_exit_1(tiny_corpus, tmp_path, capsy
         )
         == 0
     )
-    assert (tmp_path / "ds" / "clips.parquet").is_file() and (tmp_path / "ds" / "quarantine.parquet").is_file()
+    assert (tmp_path / "ds" / "dataset.json").is_file() and (tmp_path / "ds" / "quarantine.parquet").is_file()
     assert cli.main(["-q", "--params", str(params), "validate", str(tmp_path / "ds")]) == 1
     out = capsys.readouterr().out
-    assert "quality gate FAILED" in out and "column='has_audio'" in out
+    assert "quality gate FAILED" in out and "were never probed (has_audio is empty)" in out
     assert cli.main(["-q", "--params", str(params), "publish", str(tmp_path / "ds")]) == 1
     assert "refused: the quality gate failed" in capsys.readouterr().err
 

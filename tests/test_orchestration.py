@@ -3,19 +3,25 @@
 import pytest
 
 from emopipe import orchestration
-from emopipe.pipelines import refresh
 from tests.conftest import write_params
 
 
 def test_failed_job_raises_with_its_last_log_lines(tmp_path):
     params = write_params(tmp_path / "cfg")
-    (tmp_path / "ingest").mkdir()
-    (tmp_path / "ingest" / "clips.parquet").write_bytes(b"this is not parquet")
-    with pytest.raises(orchestration.RayJobFailed) as err:
-        refresh.probe_clips(str(params), "r1", str(tmp_path / "ingest"))
+    with pytest.raises(orchestration.RayJobFailed) as err:  # a job given an input folder that is not a dataset
+        orchestration.submit_ray_job(
+            "probe_clips",
+            {
+                "params": str(params),
+                "input": str(tmp_path / "nothing"),
+                "output": str(tmp_path / "out"),
+                "run_id": "r1",
+            },
+            tmp_path,
+        )
     text = str(err.value)
     assert "ray job probe_clips exited with 1" in text
-    assert "Traceback" in text and "clips.parquet" in text
+    assert "Traceback" in text and "no such dataset folder" in text
 
 
 def test_unknown_job_is_a_clear_error(tmp_path):

@@ -6,14 +6,14 @@ import subprocess
 
 import pyarrow.compute as pc
 import pytest
-from emopipe.pipelines.stage_dir import StageDir
 
-from emopipe import io, schemas, versioning
+from emopipe import schemas, versioning
 from emopipe.config import load_params
+from emopipe.dataset import Dataset
 from emopipe.quality import validate
 from emopipe.sources import ravdess
 from emopipe.stages import probe
-from tests.conftest import write_params
+from tests.conftest import rewrite_table, write_dataset, write_params
 
 
 def _validated(corpus: pathlib.Path, folder: pathlib.Path, params, drop_label: str | None = None):
@@ -22,7 +22,7 @@ def _validated(corpus: pathlib.Path, folder: pathlib.Path, params, drop_label: s
     clips = schemas.from_rows(rows, schemas.CLIPS)
     if drop_label:
         clips = clips.filter(pc.not_equal(clips["label"], drop_label))
-    StageDir(folder / "probed").write(clips, scan.quarantine, {"corpus": "ravdess", "root": str(corpus)})
+    write_dataset(folder / "probed", clips, scan.quarantine, {"ravdess": str(corpus)})
     return validate.run(params, folder / "probed", folder / "validated", "t"), folder / "validated"
 
 
@@ -39,7 +39,7 @@ def test_publish_then_reproduce_from_a_fresh_clone(tiny_corpus, tmp_path):
     assert versioning.versions(params.publish.data_repo, "v") == ["v1"]
     lin = versioning.lineage(params.publish.data_repo, "v1")
     assert lin["run_id"] == "run-1" and lin["dataset_digest"] == gate.dataset_digest and lin["gate"]["success"]
-    assert lin["source"]["n_clips"] == StageDir(folder).clips().num_rows
+    assert lin["source"]["n_clips"] == Dataset(folder).clips.num_rows
 
     # A clone knows nothing but the tag and the remote: git clone + dvc pull must give the same bytes.
     clone = tmp_path / "clone"
@@ -47,8 +47,21 @@ def test_publish_then_reproduce_from_a_fresh_clone(tiny_corpus, tmp_path):
     subprocess.run(["git", "-c", "advice.detachedHead=false", "checkout", "-q", "v1"], cwd=clone, check=True)
     assert not (clone / "dataset").exists()
     versioning.dvc(clone, "pull", "-q")
-    for name in ("clips.parquet", "quarantine.parquet", "validation.json", "reports/class_balance.parquet"):
-        assert _sha(clone / "dataset" / name) == _sha(folder / name), name
+    published = params.publish.data_repo / "dataset"
+    files = [p.relative_to(published) for p in published.rglob("*") if p.is_file()]
+    assert {"quarantine.parquet", "validation.json", "reports/class_balance.parquet", "dataset.json"} <= {
+        str(f) for f in files
+    }
+    for rel in files:
+        assert _sha(clone / "dataset" / rel) == _sha(published / rel), rel
+    tables = [p.relative_to(folder) for p in folder.rglob("*.parquet") if p.parts[-2] != "reports"]
+    assert tables
+    for rel in [*tables, pathlib.Path("validation.json")]:
+        assert _sha(clone / "dataset" / rel) == _sha(folder / rel), rel  # what the gate saw is what was published
+    # the report shipped inside the version names it (the gate's copy could only say "not published yet")
+    assert "<tr><td>Version</td><td>v1</td></tr>" in (clone / "dataset" / "reports" / "bias_report.html").read_text()
+    assert Dataset(clone / "dataset").digest == gate.dataset_digest
+    assert Dataset(clone / "dataset").table("lineage").num_rows == Dataset(folder).clips.num_rows
 
 
 def test_unchanged_data_makes_no_new_version(tiny_corpus, tmp_path):
@@ -71,7 +84,7 @@ def test_changed_data_makes_v2(tiny_corpus, tmp_path):
     res = versioning.publish(params, second, "run-2")
     assert (res.version, res.created) == ("v2", True)
     dest = versioning.checkout(params, "v1", tmp_path / "v1")
-    assert StageDir(dest / "dataset").clips().num_rows == StageDir(first).clips().num_rows
+    assert Dataset(dest / "dataset").clips.num_rows == Dataset(first).clips.num_rows
 
 
 def test_failed_gate_publishes_nothing(tiny_corpus, tmp_path):
@@ -87,8 +100,7 @@ def test_failed_gate_publishes_nothing(tiny_corpus, tmp_path):
 def test_data_changed_after_validation_is_refused(tiny_corpus, tmp_path):
     params = load_params(write_params(tmp_path / "cfg"))
     _, folder = _validated(tiny_corpus, tmp_path / "run1", params)
-    sd = StageDir(folder)
-    io.write_table(sd.clips().slice(1), sd.clips_path, schemas.CLIPS)
+    rewrite_table(folder, "clips", lambda t: t.slice(1))
     with pytest.raises(versioning.PublishRefused, match="changed after validation"):
         versioning.publish(params, folder, "run-1")
 

@@ -67,7 +67,8 @@ def audit_dataset(
         {"success": gate.success, "blocking_failures": gate.blocking_failures, "warnings": gate.warnings},
     )
     shown = {**metrics.balance_tables(ds.clips), **tables}
-    paths = audit_report.render_dataset(ds, out_dir, tables=shown, version=version, thresholds=params.validate)
+    inputs = audit_report.inputs_from(ds, tables=shown, version=version, thresholds=params.validate)
+    paths = audit_report.render(inputs, out_dir)
     (log.info if gate.success else log.error)("bias audit of %s: %s", version or ds.path, gate.summary())
     return AuditResult(
         gate.success, gate.blocking_failures, gate.warnings, numbers, paths["html"], paths["datasheet"], out_dir

@@ -1,30 +1,31 @@
-"""The bias audit of a validated or published dataset folder: a self-contained HTML report and a datasheet.
+"""The bias audit of a dataset: a self-contained HTML report and a datasheet, laid out by templates.
 
-`render()` reads whatever the folder holds (clips, quarantine, fused labels, validation.json and the metric tables
-under reports/) and writes, besides a plots/ folder with each plot as a PNG file:
+`render(inputs, out_dir)` takes a `ReportInputs` (the tables and facts of one dataset, however they were read: a
+folder, a published version, the dataset object) and writes, besides a plots/ folder with each plot as a PNG file:
 
-- `bias_report.html`: one page with no external CSS, JS or fonts; every plot is a PNG drawn with matplotlib's Agg
-  canvas (`matplotlib.figure.Figure`, never pyplot) and inlined as base64, with an `alt` text and a
-  `data-plot="<name>"` attribute. Every value taken from a table is HTML-escaped.
-- `datasheet.md`: a "Datasheet for Datasets"-style account (Gebru et al. 2021): motivation, composition,
-  demographics and where each value came from (annotated, derived or estimated), collection and licences, intended
-  and prohibited uses, and the known biases and gaps computed from the tables.
+- `bias_report.html` (templates/bias_report.html.j2): one page with no external CSS, JS or fonts; every plot is a
+  PNG drawn with matplotlib's Agg canvas (`matplotlib.figure.Figure`, never pyplot) and inlined as base64, with an
+  `alt` text, a caption and a `data-plot="<name>"` attribute. The template autoescapes every value.
+- `datasheet.md` (templates/datasheet.md.j2): a "Datasheet for Datasets"-style account (Gebru et al. 2021):
+  motivation, composition, demographics and where each value came from (annotated, derived or estimated), collection
+  and licences, intended and prohibited uses, and the known biases and gaps computed from the tables.
 
-Every input but the folder itself is optional. The metric tables (class_balance, balance_summary, representation,
-label_dependence, model_parity, agreement, near_duplicates) come from `tables` when given there, else from
-`folder/reports/<name>.parquet` (or `folder/<name>.parquet`); class balance and representation are computed from
-the clips when neither has them. A section whose input is missing says so instead of failing.
+A generated corpus (`synthetic`) is said to be generated at the top of both and in its collection notes; the gate's
+messages are shown in words and the report links the offline validation page (quality/page.py). Python computes the
+context here; the templates only lay it out. `render_folder(folder, out_dir)` builds the inputs from a dataset
+folder (clips, quarantine, fused labels, validation.json, reports/<metric>.parquet, source.json, lineage.json).
+Every input is optional: a section whose input is missing says so instead of failing.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import math
+import os
 import pathlib
 import re
+import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -32,11 +33,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emopipe import io, schemas
+from emopipe import schemas, templates
 from emopipe.config import ValidateConfig
 
 HTML_FILE = "bias_report.html"
 DATASHEET_FILE = "datasheet.md"
+VALIDATION_PAGE = "validation.html"  # the gate's offline page, beside validation.json
 PLOTS_DIR = "plots"
 METRIC_TABLES = (
     "class_balance",
@@ -51,6 +53,41 @@ ATTRIBUTES = ("gender", "age_group", "accent")  # demographic columns of clips.y
 SOURCES = ("annotated", "derived", "estimated")
 P_LEVEL = 0.05  # a label_dependence association counts only where its p-value is below this
 EMPTY = "\N{EM DASH}"
+CLASS_COLOUR, THIN_CLASS_COLOUR = "#3b6ea5", "#d9822b"
+# (header, label_dependence column, format) of the report's label dependence table
+DEPENDENCE_COLUMNS = (
+    ("corpus", "corpus", None),
+    ("attribute", "attribute", None),
+    ("clips", "n_clips", None),
+    ("chi2", "chi2", None),
+    ("dof", "dof", None),
+    ("p", "p_value", "p"),
+    ("Cramér's V", "cramers_v", None),
+    ("largest gap", "max_gap", "share"),
+    ("class", "max_gap_class", None),
+    ("groups", "max_gap_groups", None),
+    ("shares", "max_gap_shares", None),
+    ("testable", "testable", None),
+    ("attribute sources", "attribute_sources", None),
+    ("note", "note", None),
+)
+# (header, model_parity column, format) of the report's model parity table
+PARITY_COLUMNS = (
+    ("corpus", "corpus", None),
+    ("labeler", "labeler", None),
+    ("attribute", "attribute", None),
+    ("clips per group", "n_per_group", "map"),
+    ("recall per group", "recall_per_group", "map"),
+    ("recall ratio", "recall_ratio", None),
+    ("worst group", "worst_group", None),
+    ("demographic parity ratio", "demographic_parity_ratio", None),
+    ("equalized odds difference", "equalized_odds_difference", None),
+    ("face hit rate per group", "face_hit_rate_per_group", "map"),
+    ("face hit ratio", "face_hit_ratio", None),
+    ("testable", "testable", None),
+    ("note", "note", None),
+)
+TITLE_POINTS = 12.0  # matplotlib's axes title size ("large" at the default 10 pt)
 
 EU_AI_ACT = (
     "Regulation (EU) 2024/1689 (the EU AI Act), Article 5(1)(f), prohibits placing on the market, putting into "
@@ -70,6 +107,17 @@ CONTESTED_SCIENCE = (
     f"({BARRETT_2019}). The labels in this dataset are what actors portrayed or what annotators perceived, not what "
     "anyone felt."
 )
+MOTIVATION = (
+    "This dataset gathers emotion-recognition video and audio corpora into one versioned table of clips with a "
+    "single emotion taxonomy (schemas/taxonomy.yaml), the demographics each corpus records and where each value "
+    "came from, model labels where configured, and the outcome of a quality gate. It exists to train and "
+    "evaluate affective-computing models for research, and to make their class and demographic biases "
+    "measurable before anyone relies on them."
+)
+MOTIVATION_SYNTHETIC = (
+    " Parts of it are generated rather than recorded (see the note above): those parts exercise the pipeline and "
+    "its checks, and say nothing about people or their emotions."
+)
 
 COLLECTION = {
     "ravdess": "the Ryerson Audio-Visual Database of Emotional Speech and Song: 24 professional actors (12 female, "
@@ -84,26 +132,46 @@ COLLECTION = {
     "its collector declared (params.yaml ingest.sources[].license).",
 }
 
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1b1b1b;line-height:1.45}
-h1{border-bottom:3px solid #345;padding-bottom:.3rem}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}
-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.thin td{background:#fff1c2}tr.very-thin td{background:#ffd1cc}tr.flag td{background:#fff1c2}
-.pass{color:#176d2c;font-weight:600}.fail{color:#b00020;font-weight:600}
-.note{color:#555;font-size:.9rem}figure{margin:1rem 0}figcaption{color:#555;font-size:.85rem}
-img{max-width:100%;height:auto;border:1px solid #ddd}code{background:#f4f4f4;padding:0 .2rem}
-nav ul{columns:2}.legend span{padding:0 .4rem;margin-right:.6rem}
-"""
+
+@dataclass
+class ReportInputs:
+    """Everything the bias report and the datasheet of one dataset show; every field is optional.
+
+    Args:
+        clips: the clips table (schemas/clips.yaml), as read.
+        quarantine: the quarantine table.
+        fused_labels: one training label per clip (schemas/fused_labels.yaml).
+        tables: metric tables by name: class_balance, balance_summary, representation, label_dependence,
+            model_parity, agreement, near_duplicates; class balance and representation are computed from the clips
+            when missing.
+        gate: the gate's result as stored in validation.json (GateResult.to_dict()).
+        lineage: a published version's lineage record (lineage.json); its version, run and date are shown.
+        version: the version to show; None takes lineage["version"].
+        corpora: corpus name -> root folder (never shown: a published report names no local folder).
+        synthetic: corpus name -> what was generated, for corpora that are not recordings of people.
+        confusion: confusion-matrix PNGs (`<labeler name>__<corpus>.png`, as label_clips writes them).
+        thresholds: the gate thresholds that mark thin groups and imbalanced classes.
+        validation_page: the gate's offline page (validation.html); the report links it relative to itself.
+    """
+
+    clips: pa.Table | None = None
+    quarantine: pa.Table | None = None
+    fused_labels: pa.Table | None = None
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    gate: dict[str, Any] | None = None
+    lineage: dict[str, Any] | None = None
+    version: str | None = None
+    corpora: dict[str, str] = field(default_factory=dict)
+    synthetic: dict[str, str] = field(default_factory=dict)
+    confusion: list[pathlib.Path] = field(default_factory=list)
+    thresholds: ValidateConfig = field(default_factory=ValidateConfig)
+    validation_page: pathlib.Path | None = None
 
 
 @dataclass
-class _Inputs:
-    """What the folder holds, loaded once."""
+class _View:
+    """The inputs as rows, with the tables the report computes itself; what every section reads."""
 
-    folder: pathlib.Path
     clips: list[dict[str, Any]]
     has_clips: bool
     quarantine: list[dict[str, Any]]
@@ -113,6 +181,7 @@ class _Inputs:
     gate: dict[str, Any] | None
     version: str | None
     lineage: dict[str, Any] | None
+    synthetic: dict[str, str]
     confusion: list[pathlib.Path]
     thresholds: ValidateConfig
     plots: list[tuple[str, bytes]] = field(default_factory=list)
@@ -133,6 +202,34 @@ class _Inputs:
         return [r for r in self.clips if r["corpus"] == corpus]
 
 
+@dataclass
+class _Cell:
+    text: str
+    num: bool = False
+
+
+@dataclass
+class _Row:
+    cells: list[_Cell]
+    cls: str | None = None
+
+
+@dataclass
+class _Table:
+    """A table as a template lays it out: headers and rows of formatted cells."""
+
+    headers: list[str]
+    rows: list[_Row]
+
+
+@dataclass
+class _Plot:
+    name: str
+    src: str
+    alt: str
+    caption: str
+
+
 # ---------------------------------------------------------------------------------------------------- loading
 
 
@@ -149,36 +246,12 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {k: v for k, v in value}
 
 
-def _read(path: pathlib.Path) -> pa.Table | None:
-    return pq.read_table(path) if path.is_file() else None
-
-
-def _metric_table(folder: pathlib.Path, name: str, given: dict[str, pa.Table] | None) -> pa.Table | None:
-    if given and given.get(name) is not None:
-        return given[name]
-    for path in (folder / "reports" / f"{name}.parquet", folder / f"{name}.parquet"):
-        if (table := _read(path)) is not None:
-            return table
-    return None
-
-
-def _lineage(folder: pathlib.Path) -> dict[str, Any] | None:
-    """lineage.json of a published version: beside the folder (a data-repo checkout) or inside it."""
-    for path in (folder / "lineage.json", folder.parent / "lineage.json"):
-        if path.is_file():
-            data = io.read_json(path)
-            return data if isinstance(data, dict) else None
-    return None
-
-
-def _load(
-    folder: pathlib.Path, tables: dict[str, pa.Table] | None, version: str | None, thresholds: ValidateConfig
-) -> _Inputs:
+def _view(inputs: ReportInputs) -> _View:
     from emopipe.stages import balance
 
-    clips_table = _read(folder / "clips.parquet")
+    clips_table = inputs.clips
     clips: list[dict[str, Any]] = []
-    attributes = _simple_attributes(thresholds)
+    attributes = _simple_attributes(inputs.thresholds)
     if clips_table is not None and "corpus" in clips_table.column_names:
         wanted = ["corpus", "label", "folds", "license", "media_form", "modality", "has_video", "has_audio"]
         wanted += [c for a in attributes for c in (a, f"{a}_source")]
@@ -187,14 +260,9 @@ def _load(
         for row in clips:
             for column in wanted:
                 row.setdefault(column, None)
-    quarantine = _read(folder / "quarantine.parquet")
-    fused = _read(folder / "fused_labels.parquet")
 
-    loaded: dict[str, list[dict[str, Any]]] = {}
+    loaded = {name: t.to_pylist() for name, t in inputs.tables.items() if name in METRIC_TABLES and t is not None}
     computed: list[str] = []
-    for name in METRIC_TABLES:
-        if (table := _metric_table(folder, name, tables)) is not None:
-            loaded[name] = table.to_pylist()
     if clips_table is not None and {"corpus", "label"} <= set(clips_table.column_names):
         if "class_balance" not in loaded:
             loaded["class_balance"] = balance.class_balance(clips_table).to_pylist()
@@ -208,25 +276,21 @@ def _load(
             present = tuple(a for a in attributes if {a, f"{a}_source"} <= set(clips_table.column_names))
             loaded["representation"] = balance.representation(clips_table, present).to_pylist()
             computed.append("representation")
-
-    gate = io.read_json(folder / "validation.json") if (folder / "validation.json").is_file() else None
-    lineage = _lineage(folder)
-    if version is None and lineage:
-        version = lineage.get("version")
-    confusion = sorted((folder / "reports" / "confusion").glob("*.png"))
-    return _Inputs(
-        folder=folder,
+    lineage = inputs.lineage if isinstance(inputs.lineage, dict) else None
+    version = inputs.version or (lineage or {}).get("version")
+    return _View(
         clips=clips,
         has_clips=clips_table is not None,
-        quarantine=quarantine.to_pylist() if quarantine is not None else [],
-        fused=fused.to_pylist() if fused is not None else [],
+        quarantine=inputs.quarantine.to_pylist() if inputs.quarantine is not None else [],
+        fused=inputs.fused_labels.to_pylist() if inputs.fused_labels is not None else [],
         tables=loaded,
         computed=computed,
-        gate=gate if isinstance(gate, dict) else None,
-        version=version,
+        gate=inputs.gate if isinstance(inputs.gate, dict) else None,
+        version=str(version) if version else None,
         lineage=lineage,
-        confusion=confusion,
-        thresholds=thresholds,
+        synthetic=dict(inputs.synthetic),
+        confusion=list(inputs.confusion),
+        thresholds=inputs.thresholds,
     )
 
 
@@ -258,53 +322,40 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _esc(value: Any, kind: str | None = None) -> str:
-    return html.escape(_fmt(value, kind))
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "plot"
 
 
-def _html_table(
+def _table(
     headers: list[str],
-    rows: Iterable[list[Any]],
+    rows: list[list[Any]],
     kinds: list[str | None] | None = None,
     row_classes: list[str | None] | None = None,
-) -> str:
+) -> _Table:
     kinds = kinds or [None] * len(headers)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
+    out = []
     for i, row in enumerate(rows):
-        cls = row_classes[i] if row_classes else None
-        cells = "".join(
-            f'<td class="num">{_esc(v, k)}</td>'
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{_esc(v, k)}</td>"
+        cells = [
+            _Cell(_fmt(v, k), isinstance(v, int | float) and not isinstance(v, bool))
             for v, k in zip(row, kinds, strict=True)
-        )
-        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        ]
+        out.append(_Row(cells, row_classes[i] if row_classes else None))
+    return _Table(headers, out)
 
 
-def _md_safe(text: str) -> str:
-    """Text from the data, safe in Markdown: whatever could open an HTML tag is escaped ("a < b" stays)."""
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+def _columns_table(
+    columns: tuple[tuple[str, str, str | None], ...], rows: list[dict[str, Any]], row_classes: list[str | None]
+) -> _Table:
+    """A table of metric rows laid out by (header, key, kind) columns; "map" cells read an Arrow map as a dict."""
+    values = [[_as_dict(r.get(k)) if kind == "map" else r.get(k) for _, k, kind in columns] for r in rows]
+    kinds = [kind if kind != "map" else None for _, _, kind in columns]
+    return _table([h for h, _, _ in columns], values, kinds=kinds, row_classes=row_classes)
 
 
-def _md_cell(value: Any, kind: str | None = None) -> str:
-    return _md_safe(_fmt(value, kind)).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(headers: list[str], rows: Iterable[list[Any]], kinds: list[str | None] | None = None) -> str:
+def _md_table(headers: list[str], rows: list[list[Any]], kinds: list[str | None] | None = None) -> dict[str, Any]:
+    """Headers and formatted cells for the datasheet's Markdown tables (the template escapes each cell)."""
     kinds = kinds or [None] * len(headers)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(v, k) for v, k in zip(row, kinds, strict=True)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+    return {"headers": headers, "rows": [[_fmt(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows]}
 
 
 # ---------------------------------------------------------------------------------------------------- plots
@@ -319,71 +370,102 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _img(inputs: _Inputs, name: str, fig: Any, alt: str, caption: str | None = None) -> str:
-    """Render `fig` to PNG, remember it for the plots folder and return the <figure> with the inline image."""
-    buf = BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    data = buf.getvalue()
-    inputs.plots.append((name, data))
-    return _img_tag(name, data, alt, caption)
+def _title(ax: Any, text: str, width_in: float) -> None:
+    """A title wrapped to the figure's width, so a long corpus or labeler name is never cut off."""
+    chars = max(24, int(width_in * 72 / (TITLE_POINTS * 0.62)))
+    ax.set_title(textwrap.fill(text, width=chars, break_long_words=True), fontsize=TITLE_POINTS)
 
 
-def _img_tag(name: str, data: bytes, alt: str, caption: str | None = None) -> str:
-    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (
-        f'<figure><img src="{src}" alt="{html.escape(alt, quote=True)}" '
-        f'data-plot="{html.escape(name, quote=True)}">{cap}</figure>'
-    )
+def _bars(ax: Any, xs: list[float], values: list[float | None], *, width: float, color: Any, label: str | None = None):
+    """Bars that stay visible at zero: a zero is a line of the bar's colour on the axis, a missing value "n/a"."""
+    heights = [v if v is not None else 0.0 for v in values]
+    bars = ax.bar(xs, heights, width=width, color=color, label=label, edgecolor=color, linewidth=1.6)
+    for x, v in zip(xs, values, strict=True):
+        if v is None:
+            ax.annotate(
+                "n/a", (x, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7, color="#777"
+            )
+    return bars
 
 
-def _class_bar(inputs: _Inputs, corpus: str, rows: list[dict[str, Any]]) -> str:
-    labels = [r["label"] for r in rows]
+def _lift_baseline(ax: Any) -> None:
+    """Start the y axis just below zero so a zero bar's line is drawn above the axis, not under it."""
+    bottom, top = ax.get_ylim()
+    if bottom >= 0:
+        ax.set_ylim(-0.02 * (top - bottom), top)
+
+
+def class_bar_figure(corpus: str, rows: list[dict[str, Any]], warn_share: float) -> Any:
+    """The clips per class of one corpus as a bar chart (Figure); classes below the warning share in orange.
+
+    Args:
+        corpus: the corpus named in the title.
+        rows: its class_balance rows (label, count, share).
+        warn_share: the gate's warning share (min_class_share.warning).
+    """
+    labels = [str(r["label"]) for r in rows]
     counts = [r["count"] for r in rows]
-    warn = inputs.thresholds.min_class_share.warning
-    colors = ["#d9822b" if r["share"] < warn else "#3b6ea5" for r in rows]
-    fig = _figure(max(5.0, 0.6 * len(labels) + 2.0), 3.2)
+    width = max(5.0, 0.6 * len(labels) + 2.0)
+    fig = _figure(width, 3.4)
     ax = fig.add_subplot()
-    bars = ax.bar(range(len(labels)), counts, color=colors)
-    ax.bar_label(bars, labels=[str(c) for c in counts], fontsize=8)
+    for i, r in enumerate(rows):
+        colour = THIN_CLASS_COLOUR if r["share"] < warn_share else CLASS_COLOUR
+        _bars(ax, [i], [r["count"]], width=0.8, color=colour)
+    for i, c in enumerate(counts):
+        ax.annotate(str(c), (i, c), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
     ax.set_ylabel("clips")
-    ax.set_title(f"{corpus}: clips per class (orange: share below {100 * warn:.0f}%)")
+    _title(ax, f"{corpus}: clips per class (orange: share below {100 * warn_share:.0f}%)", width)
     ax.margins(y=0.15)
-    alt = f"Bar chart of clips per class in {corpus}: " + ", ".join(
-        f"{lab} {c}" for lab, c in zip(labels, counts, strict=True)
-    )
-    return _img(inputs, f"class_distribution/{corpus}", fig, alt)
+    _lift_baseline(ax)
+    return fig
 
 
-def _grouped_bar(
-    inputs: _Inputs,
-    name: str,
-    categories: list[str],
-    series: dict[str, list[float | None]],
-    *,
-    labels: tuple[str, str, str],
-    ymax: float | None = 1.0,
-) -> str:
-    """Bars of each series side by side per category; `labels` is (title, y label, alt text)."""
-    title, ylabel, alt = labels
+def grouped_bar_figure(
+    categories: list[str], series: dict[str, list[float | None]], title: str, ylabel: str, ymax: float | None = 1.0
+) -> Any:
+    """Bars of each series side by side per category (Figure), the legend beside the axes.
+
+    Args:
+        categories: the x positions (classes, groups).
+        series: legend label -> one value per category; None is "n/a", 0 is drawn as a line on the axis.
+        title: the title, wrapped to the figure's width.
+        ylabel: the y axis label.
+        ymax: the top of the y axis, or None to fit the data.
+    """
+    import matplotlib
+
     n = max(1, len(series))
-    width = 0.8 / n
-    fig = _figure(max(7.5, 0.45 * len(categories) * n + 4.0), 3.4)  # room for the legend on the right
+    bar = 0.8 / n
+    width = max(7.5, 0.45 * len(categories) * n + 4.0)  # room for the legend on the right
+    fig = _figure(width, 3.6)
     ax = fig.add_subplot()
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, values) in enumerate(series.items()):
-        xs = [j + (i - (n - 1) / 2) * width for j in range(len(categories))]
-        ax.bar(xs, [v if v is not None else 0.0 for v in values], width=width, label=label)
+        xs = [j + (i - (n - 1) / 2) * bar for j in range(len(categories))]
+        _bars(ax, xs, values, width=bar, color=colours[i % len(colours)], label=label)
     ax.set_xticks(range(len(categories)), categories, rotation=35 if len(categories) > 4 else 0, ha="right")
     ax.set_ylabel(ylabel)
     if ymax is not None:
         ax.set_ylim(0, ymax)
-    ax.set_title(title)
+    _lift_baseline(ax)
+    _title(ax, title, width * 0.75)  # the legend takes about a quarter of the width
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _img(inputs, name, fig, alt)
+    return fig
 
 
-# ---------------------------------------------------------------------------------------------------- computations
+def _png(fig: Any) -> bytes:
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _plot(view: _View, name: str, data: bytes, alt: str, caption: str, *, keep: bool = True) -> _Plot:
+    """An inline plot for a template; `keep` also writes it to the plots folder."""
+    if keep:
+        view.plots.append((name, data))
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return _Plot(name, src, alt, caption)
 
 
 def _thin_level(share: float, thresholds: ValidateConfig) -> str | None:
@@ -411,20 +493,20 @@ def _group_value(row: dict[str, Any], attribute: str) -> str | None:
     return None if any(v is None for v in values) else "|".join(str(v) for v in values)
 
 
-def _attributes(inputs: _Inputs, corpus: str) -> list[str]:
+def _attributes(view: _View, corpus: str) -> list[str]:
     """Demographic attributes (and intersections) with at least one known value in the corpus."""
-    rows = inputs.corpus_clips(corpus)
-    known = [a for a in inputs.attributes if any(r.get(a) is not None for r in rows)]
-    audited = [a for a in inputs.thresholds.bias_attributes if a in known]
+    rows = view.corpus_clips(corpus)
+    known = [a for a in view.attributes if any(r.get(a) is not None for r in rows)]
+    audited = [a for a in view.thresholds.bias_attributes if a in known]
     crossed = ["*".join(audited)] if len(audited) >= 2 else []
-    crossed += [r["attribute"] for r in inputs.tables.get("label_dependence", []) if "*" in str(r.get("attribute"))]
+    crossed += [r["attribute"] for r in view.tables.get("label_dependence", []) if "*" in str(r.get("attribute"))]
     crossed = [a for a in dict.fromkeys(crossed) if any(_group_value(r, a) is not None for r in rows)]
     return known + crossed
 
 
-def _classes(inputs: _Inputs, corpus: str) -> list[str]:
-    ordered = [r["label"] for r in inputs.tables.get("class_balance", []) if r["corpus"] == corpus]
-    present = {r["label"] for r in inputs.corpus_clips(corpus) if r["label"] is not None}
+def _classes(view: _View, corpus: str) -> list[str]:
+    ordered = [r["label"] for r in view.tables.get("class_balance", []) if r["corpus"] == corpus]
+    present = {r["label"] for r in view.corpus_clips(corpus) if r["label"] is not None}
     return ordered + sorted(present - set(ordered))
 
 
@@ -480,11 +562,18 @@ def _parity_flags(r: dict[str, Any], th: ValidateConfig) -> list[str]:
     return out
 
 
-def findings(inputs: _Inputs) -> list[tuple[str, str]]:
+def findings(view: _View) -> list[tuple[str, str]]:
     """Known biases and gaps as (category, sentence), computed from the tables."""
-    th = inputs.thresholds
-    out: list[tuple[str, str]] = []
-    for r in inputs.tables.get("representation", []):
+    th = view.thresholds
+    out: list[tuple[str, str]] = [
+        (
+            "generated data",
+            f"{corpus} is generated, not recorded from people; its labels, demographics and biases describe the "
+            "generator, not a population.",
+        )
+        for corpus in sorted(view.synthetic)
+    ]
+    for r in view.tables.get("representation", []):
         if (level := _thin_level(r["share"], th)) is not None:
             bound = th.min_group_share.blocking if level == "very-thin" else th.min_group_share.warning
             out.append(
@@ -495,14 +584,14 @@ def findings(inputs: _Inputs) -> list[tuple[str, str]]:
                     f"(below {_fmt(bound, 'share')}).",
                 )
             )
-    for corpus in inputs.corpora:
-        rows = inputs.corpus_clips(corpus)
-        for attribute in inputs.attributes:
+    for corpus in view.corpora:
+        rows = view.corpus_clips(corpus)
+        for attribute in view.attributes:
             counts = _source_counts(rows, attribute)
             if not rows:
                 continue
             if counts["unknown"] == len(rows):
-                if attribute in inputs.thresholds.bias_attributes:
+                if attribute in view.thresholds.bias_attributes:
                     out.append(("missing demographics", f"{corpus}: no clip has a known {attribute}; not audited."))
                 continue
             if counts["unknown"]:
@@ -520,7 +609,7 @@ def findings(inputs: _Inputs) -> list[tuple[str, str]]:
                         "annotated; audits over it inherit the estimator's own errors and biases.",
                     )
                 )
-    for r in inputs.tables.get("balance_summary", []):
+    for r in view.tables.get("balance_summary", []):
         ratio, min_share = r.get("imbalance_ratio"), r.get("min_share")
         if r.get("n_labelled") and ratio is None:
             out.append(
@@ -540,177 +629,169 @@ def findings(inputs: _Inputs) -> list[tuple[str, str]]:
                     f"{r['corpus']}: class {r['smallest_class']} is only {_fmt(min_share, 'share')} of the labels.",
                 )
             )
-    for r in inputs.tables.get("label_dependence", []):
+    for r in view.tables.get("label_dependence", []):
         where = f"{r.get('corpus')} / {r.get('attribute')}"
         if not r.get("testable"):
             out.append(("untestable", f"label dependence on {where} could not be tested: {_fmt(r.get('note'))}."))
         if reason := _dependence_flag(r, th):
             out.append(("label dependence", f"{where}: {reason}."))
-    for r in inputs.tables.get("model_parity", []):
+    for r in view.tables.get("model_parity", []):
         where = f"{r.get('labeler')} on {r.get('corpus')} / {r.get('attribute')}"
         if not r.get("testable"):
             out.append(("untestable", f"model parity of {where} could not be tested: {_fmt(r.get('note'))}."))
         out += [("model parity", f"{where}: {reason}.") for reason in _parity_flags(r, th)]
-    dups = inputs.tables.get("near_duplicates", [])
+    dups = view.tables.get("near_duplicates", [])
     if dups:
         n = sum(len(r.get("clip_ids") or []) for r in dups)
         out.append(
             ("cross-corpus duplicates", f"{len(dups)} frame groups ({n} clips) appear in more than one corpus.")
         )
     tax = schemas.taxonomy()
-    for corpus in inputs.corpora:
+    for corpus in view.corpora:
         for other in (tax.corpora.get(corpus) or {}).get("overlaps_with", []) or []:
-            if other in inputs.corpora:
+            if other in view.corpora:
                 out.append(
                     (
                         "cross-corpus duplicates",
                         f"{corpus} reuses footage of {other}: split by near-duplicate groups before training on both.",
                     )
                 )
-    if inputs.gate:
-        out += [("gate blocking failure", m) for m in inputs.gate.get("blocking_failures") or []]
-        out += [("gate warning", m) for m in inputs.gate.get("warnings") or []]
+    if view.gate:
+        out += [("gate blocking failure", m) for m in view.gate.get("blocking_failures") or []]
+        out += [("gate warning", m) for m in view.gate.get("warnings") or []]
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- HTML sections
+# ---------------------------------------------------------------------------------------------------- sections
 
 
-def _summary_html(inputs: _Inputs, gaps: list[tuple[str, str]]) -> str:
-    parts = ['<section id="summary"><h2>Summary</h2>']
-    facts = [("Version", inputs.version or "unversioned"), ("Folder", str(inputs.folder))]
-    if inputs.gate and inputs.gate.get("dataset_digest"):
-        facts.append(("Dataset digest", inputs.gate["dataset_digest"]))
-    if inputs.lineage and inputs.lineage.get("published_at"):
-        facts.append(("Published", inputs.lineage["published_at"]))
-    parts.append(_html_table(["field", "value"], [list(f) for f in facts]))
+def _summary(view: _View, gaps: list[tuple[str, str]], validation_href: str | None) -> dict[str, Any]:
+    lineage = view.lineage or {}
+    facts: list[list[Any]] = [["Version", view.version or "not published yet (a version is assigned at publication)"]]
+    if lineage.get("published_at"):
+        facts.append(["Published", lineage["published_at"]])
+    if lineage.get("run_id"):
+        facts.append(["Run", lineage["run_id"]])
+    if lineage.get("code_version"):
+        facts.append(["Code version", lineage["code_version"]])
+    digest = (view.gate or {}).get("dataset_digest") or lineage.get("dataset_digest")
+    if digest:
+        facts.append(["Dataset digest", digest])
+    if view.corpora:
+        facts.append(["Corpora", ", ".join(f"{c} (generated)" if c in view.synthetic else c for c in view.corpora)])
 
-    summary = {r["corpus"]: r for r in inputs.tables.get("balance_summary", [])}
-    quarantined = Counter(r.get("corpus") for r in inputs.quarantine)
+    summary = {r["corpus"]: r for r in view.tables.get("balance_summary", [])}
+    quarantined = Counter(r.get("corpus") for r in view.quarantine)
     rows = []
-    for corpus in inputs.corpora:
+    for corpus in view.corpora:
         s = summary.get(corpus, {})
-        n = len(inputs.corpus_clips(corpus)) if inputs.has_clips else s.get("n_clips")
+        n = len(view.corpus_clips(corpus)) if view.has_clips else s.get("n_clips")
         rows.append(
             [corpus, n, s.get("n_labelled"), quarantined.get(corpus, 0), s.get("n_classes"), s.get("imbalance_ratio")]
         )
-    if rows:
-        parts.append("<h3>Clips per corpus</h3>")
-        parts.append(_html_table(["corpus", "clips", "labelled", "quarantined", "classes", "imbalance ratio"], rows))
-    else:
-        parts.append(_note("No clips table in this folder."))
-
-    parts.append("<h3>Quality gate</h3>")
-    if inputs.gate is None:
-        parts.append(_note("No validation.json: this folder has not been through the quality gate."))
-    else:
-        ok = bool(inputs.gate.get("success"))
-        blocking = inputs.gate.get("blocking_failures") or []
-        warnings = inputs.gate.get("warnings") or []
-        parts.append(
-            f'<p>Outcome: <span class="{"pass" if ok else "fail"}">{"passed" if ok else "FAILED"}</span> '
-            f"({_plural(len(blocking), 'blocking failure')}, {_plural(len(warnings), 'warning')})</p>"
-        )
-        for head, items in (("Blocking failures", blocking), ("Warnings", warnings)):
-            if items:
-                lis = "".join(f"<li><code>{html.escape(str(m))}</code></li>" for m in items)
-                parts.append(f"<h4>{head}</h4><ul>{lis}</ul>")
-        if inputs.gate.get("data_docs"):
-            parts.append(
-                f"<p>Great Expectations Data Docs: <code>{html.escape(str(inputs.gate['data_docs']))}</code></p>"
-            )
-    if inputs.computed:
-        parts.append(_note(f"Computed from the clips (not found in the folder): {', '.join(inputs.computed)}."))
-    parts.append('<h3 id="known-gaps">Known biases and gaps</h3>')
-    if gaps:
-        rows = [[cat, text] for cat, text in gaps]
-        parts.append(_html_table(["kind", "finding"], rows))
-    else:
-        parts.append(_note("None found in the tables this folder holds."))
-    parts.append("</section>")
-    return "".join(parts)
+    gate = None
+    if view.gate is not None:
+        blocking = [str(m) for m in view.gate.get("blocking_failures") or []]
+        warnings = [str(m) for m in view.gate.get("warnings") or []]
+        gate = {
+            "ok": bool(view.gate.get("success")),
+            "counts": f"{_plural(len(blocking), 'blocking failure')}, {_plural(len(warnings), 'warning')}",
+            "blocking": blocking,
+            "warnings": warnings,
+            "validation_href": validation_href,
+            "data_docs": view.gate.get("data_docs"),
+        }
+    return {
+        "facts": _table(["field", "value"], facts),
+        "corpora": _table(["corpus", "clips", "labelled", "quarantined", "classes", "imbalance ratio"], rows)
+        if rows
+        else None,
+        "gate": gate,
+        "computed": f"Computed from the clips (not found with the dataset): {', '.join(view.computed)}."
+        if view.computed
+        else None,
+        "gaps": _table(["kind", "finding"], [[cat, text] for cat, text in gaps]) if gaps else None,
+    }
 
 
-def _class_html(inputs: _Inputs) -> str:
-    parts = ['<section id="class-distribution"><h2>Class distribution</h2>']
-    balance = inputs.tables.get("class_balance", [])
-    if not balance:
-        parts.append(_note("No class_balance table and no clips to compute it from."))
-    for corpus in inputs.corpora:
+def _classes_section(view: _View) -> dict[str, Any]:
+    balance = view.tables.get("class_balance", [])
+    warn = view.thresholds.min_class_share.warning
+    out: list[dict[str, Any]] = []
+    for corpus in view.corpora:
         rows = [r for r in balance if r["corpus"] == corpus]
         if not rows:
             continue
-        parts.append(f"<h3>{html.escape(corpus)}</h3>")
-        parts.append(_class_bar(inputs, corpus, rows))
-        folds = _fold_counts(inputs.corpus_clips(corpus))
-        if not folds:
-            parts.append(_note(f"{corpus}: no published folds (folds is null for every clip)."))
-            continue
-        classes = _classes(inputs, corpus)
-        extra = sorted({lab for c in folds.values() for lab in c} - set(classes))
-        columns = classes + extra
-        table_rows = [
-            [fold, split, sum(c.values()), *(c.get(lab, 0) for lab in columns)] for (fold, split), c in folds.items()
-        ]
-        parts.append(f"<h4>Class counts per fold and split ({html.escape(corpus)})</h4>")
-        parts.append(_html_table(["fold", "split", "clips", *columns], table_rows))
-    parts.append("</section>")
-    return "".join(parts)
-
-
-def _representation_html(inputs: _Inputs) -> str:
-    th = inputs.thresholds
-    parts = ['<section id="representation"><h2>Demographic representation</h2>']
-    rows = inputs.tables.get("representation", [])
-    if not rows:
-        parts.append(_note("No representation table, and no demographic values in the clips."))
-    else:
-        parts.append(
-            '<p class="legend">Groups below the gate\'s warning share '
-            f'<span style="background:#fff1c2">{_fmt(th.min_group_share.warning, "share")} (thin)</span> and '
-            f'blocking share <span style="background:#ffd1cc">{_fmt(th.min_group_share.blocking, "share")} '
-            "(very thin)</span> are highlighted. Source says where the values came from: annotated by the corpus, "
-            "derived from annotations, or estimated by a model.</p>"
+        alt = f"Bar chart of clips per class in {corpus}: " + ", ".join(f"{r['label']} {r['count']}" for r in rows)
+        caption = (
+            f"Clips per class in {corpus}, {sum(r['count'] for r in rows)} labelled in all; orange bars are "
+            f"classes below {100 * warn:.0f}% of them, a class with no clips is a line on the axis."
         )
-        classes = [_thin_level(r["share"], th) for r in rows]
-        table_rows = [
-            [r["corpus"], r["attribute"], r["group"], r["count"], r["share"], r["sources"], r["n_unknown"], lvl or ""]
-            for r, lvl in zip(rows, classes, strict=True)
-        ]
-        parts.append(
-            _html_table(
-                ["corpus", "attribute", "group", "count", "share", "source", "unknown", "flag"],
-                table_rows,
-                kinds=[None, None, None, None, "share", None, None, None],
-                row_classes=classes,
+        plot = _plot(view, f"class_distribution/{corpus}", _png(class_bar_figure(corpus, rows, warn)), alt, caption)
+        folds = _fold_counts(view.corpus_clips(corpus))
+        table = None
+        if folds:
+            classes = _classes(view, corpus)
+            extra = sorted({lab for c in folds.values() for lab in c} - set(classes))
+            columns = classes + extra
+            table = _table(
+                ["fold", "split", "clips", *columns],
+                [
+                    [fold, split, sum(c.values()), *(c.get(lab, 0) for lab in columns)]
+                    for (fold, split), c in folds.items()
+                ],
             )
+        out.append({"name": corpus, "plot": plot, "folds": table})
+    return {"empty": None if balance else "No class_balance table and no clips to compute it from.", "corpora": out}
+
+
+def _representation_section(view: _View) -> dict[str, Any]:
+    th = view.thresholds
+    rows = view.tables.get("representation", [])
+    table = None
+    if rows:
+        classes = [_thin_level(r["share"], th) for r in rows]
+        table = _table(
+            ["corpus", "attribute", "group", "count", "share", "source", "unknown", "flag"],
+            [
+                [
+                    r["corpus"],
+                    r["attribute"],
+                    r["group"],
+                    r["count"],
+                    r["share"],
+                    r["sources"],
+                    r["n_unknown"],
+                    lvl or "",
+                ]
+                for r, lvl in zip(rows, classes, strict=True)
+            ],
+            kinds=[None, None, None, None, "share", None, None, None],
+            row_classes=classes,
         )
-    if inputs.clips:
-        parts.append("<h3>Where the demographic values came from</h3>")
+    sources = None
+    if view.clips:
         src_rows = []
-        for corpus in inputs.corpora:
-            rows_c = inputs.corpus_clips(corpus)
-            for attribute in inputs.attributes:
+        for corpus in view.corpora:
+            rows_c = view.corpus_clips(corpus)
+            for attribute in view.attributes:
                 c = _source_counts(rows_c, attribute)
                 src_rows.append([corpus, attribute, *(c.get(s, 0) for s in SOURCES), c["unrecorded"], c["unknown"]])
-        parts.append(_html_table(["corpus", "attribute", *SOURCES, "source unrecorded", "unknown value"], src_rows))
-    parts.append("</section>")
-    return "".join(parts)
+        sources = _table(["corpus", "attribute", *SOURCES, "source unrecorded", "unknown value"], src_rows)
+    return {
+        "table": table,
+        "sources": sources,
+        "warn": _fmt(th.min_group_share.warning, "share"),
+        "block": _fmt(th.min_group_share.blocking, "share"),
+    }
 
 
-def _class_share_html(inputs: _Inputs) -> str:
-    parts = ['<section id="class-share"><h2>Class share per group</h2>']
-    parts.append(
-        _note(
-            "Share of each group's human-labelled clips that carry each class, from the clips table. A group whose "
-            "bars differ from the others' is portrayed or annotated with a different mix of emotions."
-        )
-    )
-    drew = False
-    for corpus in inputs.corpora:
-        rows = inputs.corpus_clips(corpus)
-        classes = _classes(inputs, corpus)
-        for attribute in _attributes(inputs, corpus):
+def _class_share_section(view: _View) -> dict[str, Any]:
+    plots = []
+    for corpus in view.corpora:
+        rows = view.corpus_clips(corpus)
+        classes = _classes(view, corpus)
+        for attribute in _attributes(view, corpus):
             by_group = _class_share_by_group(rows, attribute)
             if not by_group or not classes:
                 continue
@@ -722,85 +803,38 @@ def _class_share_html(inputs: _Inputs) -> str:
                 f"Grouped bar chart: share of each class within each {attribute} group of {corpus} "
                 f"({', '.join(by_group)})"
             )
-            parts.append(f"<h3>{html.escape(corpus)}: {html.escape(attribute)}</h3>")
-            parts.append(
-                _grouped_bar(
-                    inputs,
-                    f"class_share/{corpus}/{attribute}",
-                    classes,
-                    series,
-                    labels=(f"{corpus}: class share by {attribute}", "share of the group's clips", alt),
-                    ymax=None,
-                )
+            caption = (
+                f"Share of each class among the human-labelled clips of each {attribute} group in {corpus}; a class "
+                "a group has no clips of is a line on the axis."
             )
-            drew = True
-    if not drew:
-        parts.append(_note("No corpus has both human labels and a known demographic attribute."))
-    dep = inputs.tables.get("label_dependence")
-    parts.append("<h3>Label dependence on demographics</h3>")
-    if dep is None:
-        parts.append(_note("No label_dependence table in this folder."))
-    else:
-        th = inputs.thresholds
-        table_rows = [
-            [
-                r.get("corpus"),
-                r.get("attribute"),
-                r.get("n_clips"),
-                r.get("chi2"),
-                r.get("dof"),
-                r.get("p_value"),
-                r.get("cramers_v"),
-                r.get("max_gap"),
-                r.get("max_gap_class"),
-                r.get("max_gap_groups"),
-                r.get("max_gap_shares"),
-                r.get("testable"),
-                r.get("attribute_sources"),
-                r.get("note"),
-            ]
-            for r in dep
-        ]
-        parts.append(
-            _html_table(
-                [
-                    "corpus",
-                    "attribute",
-                    "clips",
-                    "chi2",
-                    "dof",
-                    "p",
-                    "Cramér's V",
-                    "largest gap",
-                    "class",
-                    "groups",
-                    "shares",
-                    "testable",
-                    "attribute sources",
-                    "note",
-                ],
-                table_rows,
-                kinds=[None, None, None, None, None, "p", None, "share", None, None, None, None, None, None],
-                row_classes=["flag" if _dependence_flag(r, th) else None for r in dep],
+            fig = grouped_bar_figure(
+                classes, series, f"{corpus}: class share by {attribute}", "share of the group's clips", ymax=None
             )
-        )
-        parts.append(
-            _note(
-                f"Highlighted: Cramér's V at or above {th.max_cramers_v.warning} with p below {P_LEVEL}, or a class "
-                f"share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels)."
+            plots.append(
+                {
+                    "heading": f"{corpus}: {attribute}",
+                    "plot": _plot(view, f"class_share/{corpus}/{attribute}", _png(fig), alt, caption),
+                }
             )
-        )
-    parts.append("</section>")
-    return "".join(parts)
+    dep = view.tables.get("label_dependence")
+    th = view.thresholds
+    table = None
+    if dep is not None:
+        table = _columns_table(DEPENDENCE_COLUMNS, dep, ["flag" if _dependence_flag(r, th) else None for r in dep])
+    return {
+        "plots": plots,
+        "dependence": table,
+        "dependence_note": f"Highlighted: Cramér's V at or above {th.max_cramers_v.warning} with p below {P_LEVEL}, "
+        f"or a class share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels).",
+    }
 
 
-def _parity_html(inputs: _Inputs) -> str:
-    parts = ['<section id="model-parity"><h2>Model parity</h2>']
-    parity = inputs.tables.get("model_parity")
+def _parity_section(view: _View) -> dict[str, Any]:
+    parity = view.tables.get("model_parity")
+    th = view.thresholds
     if parity is None:
-        parts.append(_note("No model_parity table in this folder."))
-        parts.append("</section>")
-        return "".join(parts)
+        return {"table": None, "plots": [], "note": ""}
+    plots = []
     for r in parity:
         recall = _as_dict(r.get("recall_per_group"))
         if not recall:
@@ -815,184 +849,131 @@ def _parity_html(inputs: _Inputs) -> str:
         alt = f"Bar chart of {labeler} recall per {attribute} group on {corpus}: " + ", ".join(
             f"{g} {_fmt(recall[g])}" for g in groups
         )
-        parts.append(f"<h3>{html.escape(labeler)} | {html.escape(corpus)} | {html.escape(attribute)}</h3>")
-        parts.append(
-            _grouped_bar(
-                inputs,
-                f"parity/{corpus}/{labeler}/{attribute}",
-                groups,
-                series,
-                labels=(
-                    f"{labeler} on {corpus}: per-{attribute} rates (recall ratio {_fmt(r.get('recall_ratio'))})",
-                    "rate",
-                    alt,
-                ),
-            )
+        caption = (
+            f"{labeler} on {corpus}, per {attribute} group: recall against the human labels, how often it predicts "
+            "a negative emotion, and how often the face detector found a face "
+            f"(recall ratio {_fmt(r.get('recall_ratio'))})."
         )
-    table_rows = [
-        [
-            r.get("corpus"),
-            r.get("labeler"),
-            r.get("attribute"),
-            _as_dict(r.get("n_per_group")),
-            _as_dict(r.get("recall_per_group")),
-            r.get("recall_ratio"),
-            r.get("worst_group"),
-            r.get("demographic_parity_ratio"),
-            r.get("equalized_odds_difference"),
-            _as_dict(r.get("face_hit_rate_per_group")),
-            r.get("face_hit_ratio"),
-            r.get("testable"),
-            r.get("note"),
-        ]
-        for r in parity
-    ]
-    th = inputs.thresholds
-    parts.append(
-        _html_table(
+        title = f"{labeler} on {corpus}: per-{attribute} rates (recall ratio {_fmt(r.get('recall_ratio'))})"
+        fig = grouped_bar_figure(groups, series, title, "rate")
+        plots.append(
+            {
+                "heading": f"{labeler} | {corpus} | {attribute}",
+                "plot": _plot(view, f"parity/{corpus}/{labeler}/{attribute}", _png(fig), alt, caption),
+            }
+        )
+    table = _columns_table(PARITY_COLUMNS, parity, ["flag" if _parity_flags(r, th) else None for r in parity])
+    note = (
+        f"Highlighted: recall ratio below {th.min_recall_ratio.warning} (the four-fifths rule), demographic "
+        f"parity ratio below {th.min_parity_ratio.warning}, equalized odds difference above "
+        f"{th.max_equalized_odds_difference.warning} or face hit ratio below {th.min_face_hit_ratio.warning}."
+    )
+    return {"table": table, "plots": plots, "note": note}
+
+
+def _confusion_caption(stem: str, agreement: list[dict[str, Any]]) -> tuple[str, str]:
+    """(alt, caption) of a confusion matrix named `<labeler name>__<corpus>`, from its agreement row."""
+    name, _, corpus = stem.rpartition("__")
+    row = next(
+        (r for r in agreement if str(r.get("labeler", "")).split("@")[0] == name and r.get("corpus") == corpus), None
+    )
+    if not name or row is None:
+        who = stem.replace("__", " on ").replace("_", " ")
+        return f"Confusion matrix: {who}", f"Confusion matrix of {who} against the human labels."
+    where = "every corpus together" if corpus == "ALL" else corpus
+    caption = (
+        f"Confusion matrix of {row['labeler']} on {where}: rows are the human labels, columns the model's answers "
+        f"(abstentions last); WAR {_fmt(row.get('war'))}, UAR {_fmt(row.get('uar'))} over "
+        f"{_plural(int(row.get('n_clips') or 0), 'human-labelled clip')}."
+    )
+    return f"Confusion matrix of {row['labeler']} on {where}", caption
+
+
+def _agreement_section(view: _View) -> dict[str, Any]:
+    rows = view.tables.get("agreement")
+    table = None
+    if rows is not None:
+        table = _table(
+            ["corpus", "labeler", "clips", "answered", "coverage", "WAR", "UAR", "kappa"],
             [
-                "corpus",
-                "labeler",
-                "attribute",
-                "clips per group",
-                "recall per group",
-                "recall ratio",
-                "worst group",
-                "demographic parity ratio",
-                "equalized odds difference",
-                "face hit rate per group",
-                "face hit ratio",
-                "testable",
-                "note",
+                [r.get(k) for k in ("corpus", "labeler", "n_clips", "n_answered", "coverage", "war", "uar", "kappa")]
+                for r in rows
             ],
-            table_rows,
-            row_classes=["flag" if _parity_flags(r, th) else None for r in parity],
+            kinds=[None, None, None, None, "share", None, None, None],
         )
-    )
-    parts.append(
-        _note(
-            f"Highlighted: recall ratio below {th.min_recall_ratio.warning} (the four-fifths rule), demographic "
-            f"parity ratio below {th.min_parity_ratio.warning}, equalized odds difference above "
-            f"{th.max_equalized_odds_difference.warning} or face hit ratio below {th.min_face_hit_ratio.warning}."
-        )
-    )
-    parts.append("</section>")
-    return "".join(parts)
+    plots = []
+    for path in view.confusion:
+        alt, caption = _confusion_caption(path.stem, rows or [])
+        plots.append(_plot(view, f"confusion/{path.stem}", path.read_bytes(), alt, caption, keep=False))
+    return {"table": table, "plots": plots}
 
 
-def _agreement_html(inputs: _Inputs) -> str:
-    parts = ['<section id="agreement"><h2>Agreement with human labels</h2>']
-    rows = inputs.tables.get("agreement")
-    if rows is None:
-        parts.append(_note("No agreement table in this folder."))
-    else:
-        parts.append(
-            _html_table(
-                ["corpus", "labeler", "clips", "answered", "coverage", "WAR", "UAR", "kappa"],
-                [
-                    [
-                        r.get("corpus"),
-                        r.get("labeler"),
-                        r.get("n_clips"),
-                        r.get("n_answered"),
-                        r.get("coverage"),
-                        r.get("war"),
-                        r.get("uar"),
-                        r.get("kappa"),
-                    ]
-                    for r in rows
-                ],
-                kinds=[None, None, None, None, "share", None, None, None],
-            )
-        )
-        parts.append(_note("WAR: accuracy; UAR: mean per-class recall; an abstention counts as wrong in both."))
-    for path in inputs.confusion:
-        name = f"confusion/{path.stem}"
-        parts.append(_img_tag(name, path.read_bytes(), f"Confusion matrix {path.stem}", path.name))
-    parts.append("</section>")
-    return "".join(parts)
+NAV = (
+    ("summary", "Summary"),
+    ("known-gaps", "Known biases and gaps"),
+    ("class-distribution", "Class distribution"),
+    ("representation", "Demographic representation"),
+    ("class-share", "Class share per group"),
+    ("model-parity", "Model parity"),
+    ("agreement", "Agreement with human labels"),
+)
 
 
-def _html(inputs: _Inputs, title: str, gaps: list[tuple[str, str]]) -> str:
-    body = [
-        _summary_html(inputs, gaps),
-        _class_html(inputs),
-        _representation_html(inputs),
-        _class_share_html(inputs),
-        _parity_html(inputs),
-        _agreement_html(inputs),
+def _synthetic_notes(view: _View) -> list[dict[str, str]]:
+    return [
+        {
+            "corpus": corpus,
+            "text": f"{corpus} is generated, not recorded from people: {text} Its labels, demographics and any bias "
+            "measured on it describe the generator, not a population.",
+        }
+        for corpus, text in sorted(view.synthetic.items())
     ]
-    nav = "".join(
-        f'<li><a href="#{a}">{html.escape(t)}</a></li>'
-        for a, t in (
-            ("summary", "Summary"),
-            ("known-gaps", "Known biases and gaps"),
-            ("class-distribution", "Class distribution"),
-            ("representation", "Demographic representation"),
-            ("class-share", "Class share per group"),
-            ("model-parity", "Model parity"),
-            ("agreement", "Agreement with human labels"),
-        )
-    )
-    heading = html.escape(title) + (f" {EMPTY} {html.escape(inputs.version)}" if inputs.version else "")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{heading}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{heading}</h1><nav><ul>{nav}</ul></nav>{''.join(body)}"
-        f'<footer class="note"><p>{html.escape(EU_AI_ACT)}</p><p>{html.escape(CONTESTED_SCIENCE)}</p></footer>'
-        "</body></html>\n"
-    )
+
+
+def _html(view: _View, title: str, gaps: list[tuple[str, str]], validation_href: str | None) -> str:
+    heading = title + (f" {EMPTY} {view.version}" if view.version else "")
+    context = {
+        "heading": heading,
+        "nav": NAV,
+        "synthetic": _synthetic_notes(view),
+        "summary": _summary(view, gaps, validation_href),
+        "classes": _classes_section(view),
+        "representation": _representation_section(view),
+        "class_share": _class_share_section(view),
+        "parity": _parity_section(view),
+        "agreement": _agreement_section(view),
+        "footer": [EU_AI_ACT, CONTESTED_SCIENCE],
+    }
+    return templates.render("bias_report.html.j2", context)
 
 
 # ---------------------------------------------------------------------------------------------------- datasheet
 
 
-def _datasheet(inputs: _Inputs, title: str, gaps: list[tuple[str, str]]) -> str:
+def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_href: str | None) -> str:
     tax = schemas.taxonomy()
-    corpora = inputs.corpora
-    md: list[str] = [f"# Datasheet: {title}" + (f" {inputs.version}" if inputs.version else ""), ""]
-    if inputs.gate and inputs.gate.get("dataset_digest"):
-        md += [f"Dataset digest: `{inputs.gate['dataset_digest']}`", ""]
-
-    md += [
-        "## Motivation",
-        "",
-        "This dataset gathers emotion-recognition video and audio corpora into one versioned table of clips with a "
-        "single emotion taxonomy (schemas/taxonomy.yaml), the demographics each corpus records and where each value "
-        "came from, model labels where configured, and the outcome of a quality gate. It exists to train and "
-        "evaluate affective-computing models for research, and to make their class and demographic biases "
-        "measurable before anyone relies on them.",
-        "",
-        "## Composition",
-        "",
-    ]
-    balance = inputs.tables.get("class_balance", [])
-    summary = {r["corpus"]: r for r in inputs.tables.get("balance_summary", [])}
-    quarantined = Counter(r.get("corpus") for r in inputs.quarantine)
+    corpora = view.corpora
+    balance = view.tables.get("class_balance", [])
+    summary = {r["corpus"]: r for r in view.tables.get("balance_summary", [])}
+    quarantined = Counter(r.get("corpus") for r in view.quarantine)
+    composition = None
     if corpora:
         rows = []
         for corpus in corpora:
             s = summary.get(corpus, {})
-            n = len(inputs.corpus_clips(corpus)) if inputs.has_clips else s.get("n_clips")
+            n = len(view.corpus_clips(corpus)) if view.has_clips else s.get("n_clips")
             rows.append([corpus, n, s.get("n_labelled"), quarantined.get(corpus, 0), s.get("imbalance_ratio")])
-        md += [_md_table(["corpus", "clips", "labelled", "quarantined", "imbalance ratio"], rows), ""]
-    else:
-        md += ["No clips table was found.", ""]
-    for corpus in corpora:
-        rows = [[r["label"], r["count"], r["share"]] for r in balance if r["corpus"] == corpus]
-        if rows:
-            md += [
-                f"### Clips per class: {corpus}",
-                "",
-                _md_table(["class", "clips", "share"], rows, [None, None, "share"]),
-                "",
-            ]
-    if inputs.clips:
-        md += ["### Modalities", ""]
+        composition = _md_table(["corpus", "clips", "labelled", "quarantined", "imbalance ratio"], rows)
+    per_class = [
+        {"corpus": c, "table": _md_table(["class", "clips", "share"], rows, [None, None, "share"])}
+        for c in corpora
+        if (rows := [[r["label"], r["count"], r["share"]] for r in balance if r["corpus"] == c])
+    ]
+    modalities = None
+    if view.clips:
         rows = []
         for corpus in corpora:
-            c = inputs.corpus_clips(corpus)
+            c = view.corpus_clips(corpus)
             forms = Counter(r.get("media_form") or "unknown" for r in c)
             modality = Counter(r.get("modality") or "unrecorded" for r in c)
             rows.append(
@@ -1004,118 +985,195 @@ def _datasheet(inputs: _Inputs, title: str, gaps: list[tuple[str, str]]) -> str:
                     sum(1 for r in c if r.get("has_audio")),
                 ]
             )
-        md += [_md_table(["corpus", "media form", "modality", "with video", "with audio"], rows), ""]
-    if inputs.fused:
-        src = Counter(r.get("label_source") for r in inputs.fused)
-        md += [
-            "### Labels",
-            "",
+        modalities = _md_table(["corpus", "media form", "modality", "with video", "with audio"], rows)
+    labels = None
+    if view.fused:
+        src = Counter(r.get("label_source") for r in view.fused)
+        labels = (
             f"Human labels: {src.get('human', 0)} clips; confident model labels: {src.get('model', 0)} clips; "
-            f"no label: {src.get('none', 0)} clips (fused_labels).",
-            "",
-        ]
-
-    md += [
-        "## Demographics and their sources",
-        "",
-        "Each demographic value records where it came from: **annotated** (shipped by the corpus), **derived** "
-        "(computed from the corpus's own annotations, e.g. RAVDESS gender from the actor number) or **estimated** "
-        "(inferred by a model; an estimate about a person, to be used for auditing only). Unknown values are "
-        "counted, never guessed.",
-        "",
-    ]
-    if inputs.clips:
+            f"no label: {src.get('none', 0)} clips (fused_labels)."
+        )
+    sources = None
+    if view.clips:
         rows = []
         for corpus in corpora:
-            c = inputs.corpus_clips(corpus)
-            for attribute in inputs.attributes:
+            c = view.corpus_clips(corpus)
+            for attribute in view.attributes:
                 cnt = _source_counts(c, attribute)
                 rows.append([corpus, attribute, *(cnt.get(s, 0) for s in SOURCES), cnt["unrecorded"], cnt["unknown"]])
-        md += [_md_table(["corpus", "attribute", *SOURCES, "source unrecorded", "unknown"], rows), ""]
-    rep = inputs.tables.get("representation", [])
+        sources = _md_table(["corpus", "attribute", *SOURCES, "source unrecorded", "unknown"], rows)
+    rep = view.tables.get("representation", [])
+    groups = None
     if rep:
-        rows = [
+        groups = _md_table(
+            ["corpus", "attribute", "group", "clips", "share", "source", "flag"],
             [
-                r["corpus"],
-                r["attribute"],
-                r["group"],
-                r["count"],
-                r["share"],
-                r["sources"],
-                _thin_level(r["share"], inputs.thresholds) or "",
-            ]
-            for r in rep
-        ]
-        md += [
-            "### Groups",
-            "",
-            _md_table(
-                ["corpus", "attribute", "group", "clips", "share", "source", "flag"],
-                rows,
-                [None, None, None, None, "share", None, None],
-            ),
-            "",
-        ]
-
-    md += ["## Collection and licences", ""]
+                [
+                    r["corpus"],
+                    r["attribute"],
+                    r["group"],
+                    r["count"],
+                    r["share"],
+                    r["sources"],
+                    _thin_level(r["share"], view.thresholds) or "",
+                ]
+                for r in rep
+            ],  # fmt: skip
+            [None, None, None, None, "share", None, None],
+        )
     licences: dict[str, set[str]] = defaultdict(set)
-    for r in inputs.clips:
+    for r in view.clips:
         if r.get("license"):
             licences[r["corpus"]].add(r["license"])
-    rows = []
-    for corpus in corpora:
-        declared = tax.license(corpus) if corpus in tax.corpora else None
-        rows.append([corpus, declared, sorted(licences.get(corpus, set()))])
-    md += [_md_table(["corpus", "licence (taxonomy)", "licence (clips)"], rows), ""]
-    md += [
-        *(f"- **{corpus}:** {COLLECTION.get(corpus, 'no description on record.')}" for corpus in corpora),
-        "",
-        "Portrayed and perceived emotions are not felt emotions. Each corpus keeps its own licence: the dataset may "
-        "be used only as every included corpus's licence allows.",
-        "",
-        "## Intended uses",
-        "",
-        "- Training and evaluating affective-computing models for research, on data whose subjects consented to "
-        "such use and within each corpus's licence.",
-        "- Measuring class and demographic imbalance and model disparities (this report) before a model is used.",
-        "",
-        "## Prohibited and out-of-scope uses",
-        "",
-        f"- **EU AI Act:** {EU_AI_ACT} Do not use this dataset to build, tune or evaluate such systems for "
-        "workplaces or education institutions.",
-        f"- **Contested science:** {CONTESTED_SCIENCE} Do not use models trained on it to make decisions about "
-        "individuals (hiring, grading, policing, credit, insurance, health) or to claim to read what someone feels.",
-        "- Do not identify people, and do not infer the demographics of people from these models; estimated "
-        "demographic values serve the audit only.",
-        "- Do not redistribute clips of corpora whose licence forbids it.",
-        "",
-        "## Known biases and gaps",
-        "",
+    licence_rows = [
+        [corpus, tax.license(corpus) if corpus in tax.corpora else None, sorted(licences.get(corpus, set()))]
+        for corpus in corpora
     ]
-    if gaps:
-        md += [f"- **{cat}:** {_md_safe(text)}" for cat, text in gaps]
-    else:
-        md += ["None found in the tables this folder holds (which does not mean there are none)."]
-    for name in ("label_dependence", "model_parity"):
-        if name not in inputs.tables:
-            md.append(f"- **not measured:** no {name} table was available, so it is not audited here.")
-    md.append("")
-    if inputs.gate is not None:
-        ok = "passed" if inputs.gate.get("success") else "FAILED"
-        md += [
-            "## Quality gate",
-            "",
-            f"The gate {ok} with {_plural(len(inputs.gate.get('blocking_failures') or []), 'blocking failure')} "
-            f"and {_plural(len(inputs.gate.get('warnings') or []), 'warning')} (listed above).",
-            "",
-        ]
-    return "\n".join(md)
+    collection = []
+    for corpus in corpora:
+        if corpus in view.synthetic:
+            text = (
+                f"generated, not recorded: {view.synthetic[corpus]} It follows the {corpus} layout and naming only; "
+                "no person was recorded and no emotion was portrayed."
+            )
+        else:
+            text = COLLECTION.get(corpus, "no description on record.")
+        collection.append((corpus, text))
+    gate = None
+    if view.gate is not None:
+        gate = {
+            "outcome": "passed" if view.gate.get("success") else "FAILED",
+            "counts": f"{_plural(len(view.gate.get('blocking_failures') or []), 'blocking failure')} and "
+            f"{_plural(len(view.gate.get('warnings') or []), 'warning')}",
+            "validation": validation_href,
+        }
+    context = {
+        "heading": title + (f" {view.version}" if view.version else ""),
+        "digest": (view.gate or {}).get("dataset_digest") or (view.lineage or {}).get("dataset_digest"),
+        "synthetic": _synthetic_notes(view),
+        "motivation": MOTIVATION + (MOTIVATION_SYNTHETIC if view.synthetic else ""),
+        "composition": composition,
+        "per_class": per_class,
+        "modalities": modalities,
+        "labels": labels,
+        "sources": sources,
+        "groups": groups,
+        "licences": _md_table(["corpus", "licence (taxonomy)", "licence (clips)"], licence_rows),
+        "collection": collection,
+        "eu_ai_act": EU_AI_ACT,
+        "contested_science": CONTESTED_SCIENCE,
+        "gaps": gaps,
+        "not_measured": [n for n in ("label_dependence", "model_parity") if n not in view.tables],
+        "gate": gate,
+    }
+    # the template's blocks each end with a blank line; Markdown needs one between blocks, not two
+    return re.sub(r"\n{3,}", "\n\n", templates.render("datasheet.md.j2", context))
 
 
-# ---------------------------------------------------------------------------------------------------- entry point
+# ---------------------------------------------------------------------------------------------------- entry points
 
 
-def render(
+def render(inputs: ReportInputs, out_dir: pathlib.Path, title: str = "emopipe bias audit") -> dict[str, pathlib.Path]:
+    """Write the bias report and the datasheet of one dataset.
+
+    Args:
+        inputs: the dataset's tables and facts.
+        out_dir: where to write; created.
+        title: the report's title.
+
+    Returns:
+        {"html": bias_report.html, "datasheet": datasheet.md}, plus "plots": the folder holding every plot as a
+        PNG when there is at least one.
+    """
+    out_dir = pathlib.Path(out_dir)
+    view = _view(inputs)
+    gaps = findings(view)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    href = None
+    if inputs.validation_page is not None:
+        href = pathlib.Path(os.path.relpath(pathlib.Path(inputs.validation_page).resolve(), out_dir.resolve()))
+        href = href.as_posix()
+    html_path = out_dir / HTML_FILE
+    html_path.write_text(_html(view, title, gaps, href), encoding="utf-8")
+    datasheet_path = out_dir / DATASHEET_FILE
+    datasheet_path.write_text(_datasheet(view, title, gaps, href), encoding="utf-8")
+    out: dict[str, pathlib.Path] = {"html": html_path, "datasheet": datasheet_path}
+    if view.plots:
+        plots = out_dir / PLOTS_DIR
+        plots.mkdir(exist_ok=True)
+        for name, data in view.plots:
+            (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
+        out["plots"] = plots
+    return out
+
+
+def synthetic_corpora(corpora: dict[str, str], *records: dict[str, Any] | None) -> dict[str, str]:
+    """corpus -> description of what was generated: from records that carry a "synthetic" mapping (the dataset's
+    manifest, lineage.json, its "source"), else from the generator's marker file in each corpus root."""
+    from emopipe import demo
+
+    out: dict[str, str] = {}
+    for record in records:
+        for holder in (record or {}, (record or {}).get("source") or {}):
+            for corpus, value in (holder.get("synthetic") or {}).items() if isinstance(holder, dict) else ():
+                text = value.get("description") if isinstance(value, dict) else value
+                if text:
+                    out.setdefault(str(corpus), str(text))
+    for corpus, root in corpora.items():
+        if corpus not in out and (marker := demo.read_synthetic_marker(pathlib.Path(root))) is not None:
+            out[corpus] = marker["description"]
+    return out
+
+
+def inputs_from(
+    ds: Any,
+    tables: dict[str, pa.Table] | None = None,
+    *,
+    gate: Any = None,
+    version: str | None = None,
+    lineage: dict[str, Any] | None = None,
+    thresholds: ValidateConfig | None = None,
+) -> ReportInputs:
+    """The report's inputs from a dataset (emopipe.dataset.Dataset): its tables as it read them, once.
+
+    Args:
+        ds: the dataset (a stage's output or a checked-out published version).
+        tables: metric tables already computed (by the gate or the audit); others come from `reports/` if there.
+        gate: the gate's result (GateResult or its dict); default: the dataset's validation.json.
+        version: the version to show; default: its lineage's.
+        lineage: the lineage record of the version being published; default: the dataset's lineage.json.
+        thresholds: the gate thresholds.
+    """
+
+    folder = pathlib.Path(ds.path)
+    metric: dict[str, pa.Table] = dict(tables or {})
+    for name in METRIC_TABLES:
+        if name not in metric:
+            if name == "agreement" and ds.agreement is not None:
+                metric[name] = ds.agreement
+            elif (path := folder / "reports" / f"{name}.parquet").is_file():
+                metric[name] = pq.read_table(path)
+    stored = gate if gate is not None else ds.gate
+    lineage = lineage if lineage is not None else ds.lineage
+    corpora = {c: str(r) for c, r in ds.corpora.items()}
+    page = folder / VALIDATION_PAGE
+    return ReportInputs(
+        clips=ds.maybe("clips"),
+        quarantine=ds.maybe("quarantine"),
+        fused_labels=ds.fused_labels,
+        tables=metric,
+        gate=stored.to_dict() if hasattr(stored, "to_dict") else stored,
+        lineage=lineage,
+        version=version,
+        corpora=corpora,
+        synthetic=synthetic_corpora(corpora, {"synthetic": ds.synthetic}, lineage),
+        confusion=sorted((folder / "reports" / "confusion").glob("*.png")),
+        thresholds=thresholds or ValidateConfig(),
+        validation_page=page if page.is_file() else None,
+    )
+
+
+def render_folder(
     folder: pathlib.Path,
     out_dir: pathlib.Path,
     tables: dict[str, pa.Table] | None = None,
@@ -1124,83 +1182,8 @@ def render(
     *,
     thresholds: ValidateConfig | None = None,
 ) -> dict[str, pathlib.Path]:
-    """Write the bias report and the datasheet of a validated or published dataset folder.
+    """Write the bias report and the datasheet of a dataset folder (any layout emopipe.dataset reads)."""
+    from emopipe.dataset import Dataset
 
-    Args:
-        folder: the dataset folder (clips.parquet, validation.json, reports/, ...); every file in it is optional.
-        out_dir: where to write; created.
-        tables: metric tables to use instead of the folder's, by name: class_balance, balance_summary,
-            representation, label_dependence, model_parity, agreement, near_duplicates.
-        title: the report's title.
-        version: the dataset version to print; None takes it from a published version's lineage.json if any.
-        thresholds: the gate thresholds that mark thin groups and imbalanced classes; None: the defaults.
-
-    Returns:
-        {"html": bias_report.html, "datasheet": datasheet.md}, plus "plots": the folder holding every plot as a
-        PNG when there is at least one.
-    """
-    folder, out_dir = pathlib.Path(folder), pathlib.Path(out_dir)
-    inputs = _load(folder, tables, version, thresholds or ValidateConfig())
-    gaps = findings(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / HTML_FILE
-    html_path.write_text(_html(inputs, title, gaps), encoding="utf-8")
-    datasheet_path = out_dir / DATASHEET_FILE
-    datasheet_path.write_text(_datasheet(inputs, title, gaps), encoding="utf-8")
-    out: dict[str, pathlib.Path] = {"html": html_path, "datasheet": datasheet_path}
-    if inputs.plots:
-        plots = out_dir / PLOTS_DIR
-        plots.mkdir(exist_ok=True)
-        for name, data in inputs.plots:
-            (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
-        out["plots"] = plots
-    return out
-
-
-def render_dataset(
-    ds: Any,
-    out_dir: pathlib.Path,
-    tables: dict[str, pa.Table] | None = None,
-    *,
-    gate: Any = None,
-    version: str | None = None,
-    title: str = "emopipe bias audit",
-    thresholds: ValidateConfig | None = None,
-) -> dict[str, pathlib.Path]:
-    """Write the bias report and the datasheet of a dataset (emopipe.dataset.Dataset), from its tables as read."""
-    thresholds = thresholds or ValidateConfig()
-    inputs = _load(ds.path, tables, version, thresholds)
-    attributes = _simple_attributes(thresholds)
-    clips_table = ds.clips
-    wanted = ["corpus", "label", "folds", "license", "media_form", "modality", "has_video", "has_audio"]
-    wanted += [c for a in attributes for c in (a, f"{a}_source")]
-    inputs.clips = clips_table.select([c for c in wanted if c in clips_table.column_names]).to_pylist()
-    for row in inputs.clips:
-        for column in wanted:
-            row.setdefault(column, None)
-    inputs.has_clips = True
-    inputs.quarantine = ds.quarantine.to_pylist()
-    inputs.fused = ds.fused_labels.to_pylist() if ds.fused_labels is not None else []
-    if gate is not None:
-        inputs.gate = gate.to_dict() if hasattr(gate, "to_dict") else dict(gate)
-    lineage = ds.lineage
-    inputs.lineage = lineage
-    inputs.version = version or (lineage or {}).get("version")
-    for name in ("class_balance", "balance_summary", "representation"):
-        if name in inputs.computed and tables and name in tables:
-            inputs.tables[name] = tables[name].to_pylist()
-    gaps = findings(inputs)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / HTML_FILE
-    html_path.write_text(_html(inputs, title, gaps), encoding="utf-8")
-    datasheet_path = out_dir / DATASHEET_FILE
-    datasheet_path.write_text(_datasheet(inputs, title, gaps), encoding="utf-8")
-    out: dict[str, pathlib.Path] = {"html": html_path, "datasheet": datasheet_path}
-    if inputs.plots:
-        plots = out_dir / PLOTS_DIR
-        plots.mkdir(exist_ok=True)
-        for name, data in inputs.plots:
-            (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
-        out["plots"] = plots
-    return out
+    ds = Dataset(folder)  # a folder that holds nothing gives a report that says so
+    return render(inputs_from(ds, tables, version=version, thresholds=thresholds), out_dir, title=title)

@@ -206,7 +206,7 @@ class DemoConfig(_Section):
     seconds: Annotated[float, Field(gt=0)] = 1.0
     width: Annotated[int, Field(ge=16), AfterValidator(_even)] = 160
     height: Annotated[int, Field(ge=16), AfterValidator(_even)] = 120
-    fps: Annotated[int, Field(gt=0)] = 15
+    fps: Annotated[int, Field(gt=0)] = 16
     audio_only: bool = True
     faults: bool = True
     seed: int = 0
@@ -304,6 +304,8 @@ class ExtractConfig(_Section):
         face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
         min_face_size: smallest face searched for, in stored-frame pixels.
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
+        max_audio_s: the audio kept per clip, in seconds: PCM, log-mel and eGeMAPS cover the first `max_audio_s`
+            seconds of the track (decoding stops there), so a long clip costs bounded memory and row size.
     """
 
     where: ClassVar[str] = "extract_features"
@@ -322,6 +324,7 @@ class ExtractConfig(_Section):
     face_weights: OptionalPathStr = None
     min_face_size: Count = 20
     audio: bool = True
+    max_audio_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class LabelerSpec(_Section):

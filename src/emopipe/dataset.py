@@ -100,6 +100,33 @@ class Dataset:
             raise DatasetError(f"{ds.path}: not a dataset folder (no {MANIFEST} or clips.parquet)")
         return ds
 
+    @classmethod
+    def find(cls, path: str | pathlib.Path, table: str) -> Dataset | None:
+        """The dataset at `path` (or the folder of `path` when it names a first-layout `<table>.parquet`) when it
+        holds `table`; None when there is none (nothing to reuse)."""
+        path = pathlib.Path(path)
+        if path.is_file() and path.name == f"{table}.parquet":
+            path = path.parent
+        try:
+            ds = cls.open(path)
+        except DatasetError:
+            return None
+        return ds if ds.has(table) else None
+
+    def carry(self, name: str, keep: Any, columns: list[str]) -> shards.Carry:
+        """Plan what of this dataset's sharded table `name` a new one reuses (emopipe.shards.plan_carry): `keep`
+        marks the rows still wanted, reading only `columns`. A first-layout single file is never kept whole."""
+        schema, layout = schema_of(name), SHARDED[name]
+        if self.layout < LAYOUT_VERSION:
+            entry = self.table_entry(name)
+            return shards.plan_carry(
+                self.path, [Shard(entry["file"], entry["rows"])], schema=schema, layout=layout, keep=keep,
+                columns=columns, whole=False,
+            )  # fmt: skip
+        return shards.plan_carry(
+            self.table_dir(name), self.shards(name) or [], schema=schema, layout=layout, keep=keep, columns=columns
+        )
+
     # ------------------------------------------------------------------------------------------- manifest
 
     @property
@@ -116,8 +143,10 @@ class Dataset:
     def _legacy_manifest(self) -> dict[str, Any]:
         source = self.path / "source.json"
         corpora = io.read_json(source).get("corpora", {}) if source.is_file() else {}
+        if not corpora and source.is_file() and "corpus" in io.read_json(source):  # the single-corpus form
+            corpora = {io.read_json(source)["corpus"]: io.read_json(source).get("root", "")}
         tables = {}
-        for path in sorted(self.path.glob("*.parquet")):
+        for path in sorted(self.path.glob("*.parquet")) if self.path.is_dir() else []:
             tables[path.stem] = {"file": path.name, "rows": pq.ParquetFile(path).metadata.num_rows}
         return {"layout": 1, "corpora": corpora, "synthetic": {}, "stages": {}, "tables": tables}
 

@@ -6,12 +6,14 @@ one of the eight emotions once (strong intensity except neutral, which has no st
 across one public-domain photograph of a face (scikit-image's astronaut), tinted per actor and emotion, and the
 sound is a tone whose pitch depends on the emotion: real streams that real decoders and face detectors read,
 but one face for every "actor" and no acted emotion. With `faults`, four broken inputs are added so the
-quarantine is exercised.
+quarantine is exercised. `<root>/.emopipe-synthetic.json` says the corpus is generated, so reports, the datasheet,
+the card and lineage never present it as real RAVDESS recordings (`read_synthetic_marker`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import pathlib
 import wave
@@ -22,6 +24,7 @@ from emopipe.config import DemoConfig
 
 log = logging.getLogger(__name__)
 
+SYNTHETIC_FILE = ".emopipe-synthetic.json"  # {"generator": ..., "description": ...} in a generated corpus's root
 AUDIO_RATE = 48_000  # RAVDESS ships 48 kHz audio
 _PITCH = {1: 220.0, 2: 247.0, 3: 294.0, 4: 330.0, 5: 370.0, 6: 415.0, 7: 440.0, 8: 494.0}
 
@@ -112,6 +115,8 @@ def make_ravdess_demo(root: pathlib.Path, cfg: DemoConfig) -> pathlib.Path:
     marker = root / ".emopipe-demo"
     stamp = repr(cfg)
     if marker.is_file() and marker.read_text() == stamp:
+        if not (root / SYNTHETIC_FILE).is_file():  # a demo written before the marker existed
+            write_synthetic_marker(root, cfg)
         log.info("demo corpus already at %s", root)
         return root
     rng = np.random.default_rng(cfg.seed)
@@ -127,6 +132,7 @@ def make_ravdess_demo(root: pathlib.Path, cfg: DemoConfig) -> pathlib.Path:
                 write_wav(folder / f"03-{stem}.wav", audio)
     if cfg.faults:
         _add_faults(root, cfg)
+    write_synthetic_marker(root, cfg)
     marker.write_text(stamp)
     log.info("demo corpus written to %s", root)
     return root
@@ -141,3 +147,56 @@ def _add_faults(root: pathlib.Path, cfg: DemoConfig) -> None:
     last = f"{cfg.actors:02d}"
     (root / f"Actor_{last}" / f"01-01-03-02-01-02-{last}.mp4").write_bytes(b"")  # empty file
     (root / f"Actor_{last}" / f"01-01-04-02-01-02-{last}.mp4").write_bytes(data[:200])  # truncated download
+
+
+def synthetic_description(cfg: DemoConfig) -> str:
+    """What the demo corpus is, in the words the datasheet and the report print."""
+    clips = cfg.actors * 8 * (2 if cfg.audio_only else 1)
+    face = (
+        "one public-domain photograph of a face (scikit-image's astronaut)"
+        if _face_photo() is not None
+        else ("a disc on a coloured background")
+    )
+    return (
+        f"emopipe's demo generator (emopipe.demo) wrote {clips} clips in the RAVDESS file layout and naming, "
+        f"{cfg.actors} numbered 'actors' x 8 emotions: every picture pans across {face}, tinted per actor and "
+        "emotion, and every sound is a tone whose pitch depends on the emotion. Nobody was recorded and no emotion "
+        "was portrayed; the labels and the gender come from the file names alone."
+    )
+
+
+def write_synthetic_marker(root: pathlib.Path, cfg: DemoConfig) -> pathlib.Path:
+    """Write `<root>/.emopipe-synthetic.json`: which generator made the corpus and what it is."""
+    from emopipe import __version__
+
+    path = pathlib.Path(root) / SYNTHETIC_FILE
+    record = {
+        "generator": f"emopipe.demo.make_ravdess_demo {__version__}",
+        "layout": "ravdess",
+        "description": synthetic_description(cfg),
+        "settings": {
+            k: getattr(cfg, k) for k in ("actors", "seconds", "width", "height", "fps", "audio_only", "seed")
+        },
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_synthetic_marker(root: pathlib.Path) -> dict[str, str] | None:
+    """The generator's record of a corpus root ({"generator", "description", ...}), or None for a real corpus.
+
+    A marker that cannot be read or has no description still says the corpus is generated, in those words.
+    """
+    path = pathlib.Path(root) / SYNTHETIC_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    description = data.get("description")
+    if not isinstance(description, str) or not description.strip():
+        description = f"the folder carries {SYNTHETIC_FILE}, the marker of a generated corpus."
+    return {**{k: str(v) for k, v in data.items() if isinstance(v, str)}, "description": description}

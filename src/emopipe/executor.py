@@ -279,6 +279,21 @@ class Settings:
     idle_s: float = 1800.0
 
 
+def settings_for(params: Any, section: str, run_id: str) -> Settings:
+    """The Settings of one stage section of params (`probe_clips`, `extract_features`, `label_clips`) in a run."""
+    cfg = getattr(params, section)
+    return Settings(
+        run_dir=params.run_dir(run_id),
+        address=cfg.ray_address,
+        num_workers=cfg.num_workers,
+        num_cpus=cfg.num_cpus,
+        gpus=getattr(cfg, "num_gpus", None),
+        mode=params.ray.executor,
+        local_below=params.ray.local_below_rows,
+        idle_s=params.ray.local_idle_s,
+    )
+
+
 @contextlib.contextmanager
 def executing(stage: Stage, rows: Rows, settings: Settings) -> Iterator[tuple[Iterator[pa.Table], Executor]]:
     """The stage's output batches over `rows` and the executor that computes them, Ray connected when used."""

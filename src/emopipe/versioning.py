@@ -252,11 +252,11 @@ def publish(
 
     Args:
         params: the run's configuration.
-        validated_dir: the gate's output folder.
+        validated_dir: the gate's output folder (or a Dataset of it, already open): each table is read once.
         run_id: the run (recorded in lineage).
         params_sha256: the hash of the run's frozen parameters (recorded in lineage).
     """
-    ds = Dataset.open(validated_dir)
+    ds = validated_dir if isinstance(validated_dir, Dataset) else Dataset.open(validated_dir)
     gate = ds.gate
     if gate is None:
         raise PublishRefused(f"{ds.path} was never validated: run the gate (emopipe validate) first")
@@ -335,9 +335,11 @@ def publish(
             with DatasetWriter(staged, corpora=ds.corpora, synthetic=ds.synthetic, stages=ds.stages) as writer:
                 writer.pass_through(ds)
                 writer.write_table("lineage", row_lineage, previous=before if on_previous else None)
-                for name in ("validation.json",):
-                    io.link_or_copy(ds.path / name, writer.tmp / name)
+                for name in ("validation.json", "validation.html"):
+                    if (ds.path / name).is_file():
+                        io.link_or_copy(ds.path / name, writer.tmp / name)
                 writer.copy_tree("reports", ds.path / "reports")
+                _report_of_version(ds, writer.tmp, params, record)
                 writer.commit()
             _sync(staged, repo / "dataset")
             io.write_json(repo / "lineage.json", record)
@@ -357,6 +359,16 @@ def publish(
     msg = f"published {tag}: {clips.num_rows} clips, {quarantine.num_rows} quarantined, pushed to {cfg.remote}"
     log.info("%s", msg)
     return PublishResult(tag, True, msg, repo)
+
+
+def _report_of_version(ds: Dataset, folder: pathlib.Path, params: Params, record: dict[str, Any]) -> None:
+    """The bias report and datasheet shipped inside the version name it (the gate's copy says "not published yet")."""
+    from emopipe import audit_report
+
+    inputs = audit_report.inputs_from(ds, version=record["version"], lineage=record, thresholds=params.validate)
+    if (folder / "validation.html").is_file():
+        inputs.validation_page = folder / "validation.html"
+    audit_report.render(inputs, folder / "reports")
 
 
 def _row_lineage(

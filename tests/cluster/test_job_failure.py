@@ -120,7 +120,7 @@ def test_failed_cluster_job_fails_the_task_with_the_jobs_error(ray_cluster, airf
     output = proc.stdout + proc.stderr
 
     # the job's own error, raised on the cluster, is in the task's failure
-    assert f"{missing}/clips.parquet not found: run the stage that writes it first" in output, output[-4000:]
+    assert f"{missing}: no such dataset folder" in output, output[-4000:]
     assert "ray job extract_features FAILED on " + ray_cluster.dashboard_url in output, output[-4000:]
     # the job's log was streamed into the task log before that (a launcher traceback line)
     assert "[extract_features] Traceback (most recent call last):" in output, output[-4000:]

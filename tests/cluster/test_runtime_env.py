@@ -22,7 +22,7 @@ def test_the_job_runs_the_code_shipped_in_its_working_dir(ray_cluster, tmp_path)
     with pytest.raises(orchestration.RayJobFailed) as failed:  # an input that is not there: the job's own error
         refresh.extract_features(str(params), "r-shipped", str(tmp_path / "no-probe-output"))
     text = str(failed.value)
-    assert "no-probe-output/clips.parquet not found: run the stage that writes it first" in text
+    assert "no-probe-output: no such dataset folder" in text
     # the traceback runs through the uploaded copy (Ray unpacks it under runtime_resources/working_dir_files)
     assert "working_dir_files/" in text and "/ray_jobs/extract_features.py" in text
     shipped_frames = [line for line in text.splitlines() if "/src/emopipe/" in line]

@@ -1,18 +1,17 @@
 """extract_features submitted to a real two-node Ray cluster through the Jobs API, the way the DAG's task does it.
 
 Both nodes extract clips (extract.json counts clips per Ray node), the job's log reaches the task's logger line
-by line, and features.parquet is identical to a local run of the same input.
+by line, and the features are identical to a local run of the same input.
 """
 
 import json
 import logging
 import pathlib
 
-import pyarrow.parquet as pq
 import pytest
-from emopipe.pipelines.stage_dir import StageDir
 from tests.conftest import write_params
 
+from emopipe.dataset import Dataset
 from emopipe.pipelines import refresh
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -25,7 +24,7 @@ def test_extraction_on_two_nodes_matches_a_local_run(ray_cluster, ingested, tmp_
     on_cluster = write_params(
         tmp_path / "cluster",
         extract_features=EXTRACT,
-        ray={"dashboard_url": ray_cluster.dashboard_url, "address": ray_cluster.address},
+        ray={"dashboard_url": ray_cluster.dashboard_url, "address": ray_cluster.address, "executor": "ray"},
     )
     out = pathlib.Path(refresh.extract_features(str(on_cluster), "r-cluster", str(ingested)))
 
@@ -40,22 +39,22 @@ def test_extraction_on_two_nodes_matches_a_local_run(ray_cluster, ingested, tmp_
 
     # both nodes extracted clips, and together exactly the clips there were
     stats = json.loads((out / "extract.json").read_text())
-    n_clips = StageDir(ingested).clips().num_rows
+    n_clips = Dataset(ingested).clips.num_rows
     node_ids = {n["node_id"] for n in ray_cluster.nodes()}
     assert len(node_ids) == 2
-    assert set(stats["nodes"]) == node_ids, (stats["nodes"], node_ids)
-    assert all(n > 0 for n in stats["nodes"].values())
-    assert sum(stats["nodes"].values()) == stats["n_extracted"] == n_clips
+    nodes = stats["extra"]["nodes"]
+    assert set(nodes) == node_ids, (nodes, node_ids)
+    assert all(n > 0 for n in nodes.values())
+    assert sum(nodes.values()) == stats["n_processed"] == n_clips
 
-    # the same input extracted by a local Ray (no `ray:` section: the launcher runs as a local process)
-    local = write_params(tmp_path / "local", extract_features=EXTRACT)
+    # the same input extracted by the run's own local Ray (no cluster: the launcher runs as a local process)
+    local = write_params(tmp_path / "local", extract_features=EXTRACT, ray={"executor": "ray"})
     local_out = pathlib.Path(refresh.extract_features(str(local), "r-local", str(ingested)))
     local_stats = json.loads((local_out / "extract.json").read_text())
-    assert len(local_stats["nodes"]) == 1 and not set(local_stats["nodes"]) & node_ids
+    assert len(local_stats["extra"]["nodes"]) == 1 and not set(local_stats["extra"]["nodes"]) & node_ids
 
-    cluster_table = pq.read_table(out / "features.parquet")
-    local_table = pq.read_table(local_out / "features.parquet")
-    assert cluster_table.num_rows == n_clips
-    assert cluster_table.schema == local_table.schema
-    assert cluster_table.equals(local_table)
-    assert "_ray_node_id" not in cluster_table.column_names
+    on_cluster, local_ds = Dataset(out), Dataset(local_out)
+    assert on_cluster.rows("features") == n_clips
+    # the same rows, so the same content-addressed shards, byte for byte
+    assert [p.name for p in on_cluster.files("features")] == [p.name for p in local_ds.files("features")]
+    assert on_cluster.digest == local_ds.digest

@@ -14,6 +14,7 @@ from tests.conftest import TINY_DEMO, write_params
 
 from emopipe import forget, versioning
 from emopipe.config import DemoConfig, load_params
+from emopipe.dataset import Dataset
 from emopipe.demo import make_ravdess_demo
 from emopipe.pipelines import refresh
 
@@ -55,7 +56,7 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     out = _dags_test("emotion_dataset_refresh", {"params_file": str(params_file)})
     first = _report(params)
     assert first["outcome"] == "published", out[-3000:]
-    actor1 = {c["clip_id"]: c["sha256"] for c in pq.read_table(repo / "dataset" / "clips.parquet").to_pylist()
+    actor1 = {c["clip_id"]: c["sha256"] for c in Dataset(repo / "dataset").clips.to_pylist()
               if c["subject_id"] == "ravdess:actor_01"}  # fmt: skip
     assert actor1
 
@@ -101,7 +102,7 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
         assert not leaked, (path, leaked[:3])
         if path.suffix == ".parquet" and "subject_id" in pq.read_schema(path).names:
             assert "ravdess:actor_01" not in pq.read_table(path, columns=["subject_id"])["subject_id"].to_pylist()
-    assert (dest / "dataset" / "features.parquet").is_file()  # the crops live here: checked above by clip id
+    assert Dataset(dest / "dataset").files("features")  # the crops live here: checked above by clip id
     # v1 is history and still holds actor 01; forget says so.
     cli = subprocess.run(
         [str(BIN / "emopipe"), "-q", "--params", str(params_file), "forget", "--subject", "ravdess:actor_01"],
@@ -110,15 +111,15 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     assert "already registered" in cli.stdout and f"v1 ({len(actor1)} clips)" in cli.stdout
 
     # Row lineage: carried rows point at v1 and its run, new ones at v2.
-    rows = pq.read_table(dest / "dataset" / "lineage.parquet").to_pylist()
-    assert {r["clip_id"] for r in rows} == set(
-        pq.read_table(dest / "dataset" / "clips.parquet")["clip_id"].to_pylist()
-    )
+    published = Dataset(dest / "dataset")
+    rows = published.table("lineage").to_pylist()
+    assert {r["clip_id"] for r in rows} == set(published.clips["clip_id"].to_pylist())
     by_first = {r["first_published_in"] for r in rows if r["clip_id"].endswith("-03")}
     assert by_first == {"v2"}
     carried = [r for r in rows if not r["clip_id"].endswith("-03")]
     assert {(r["first_published_in"], r["first_published_run_id"]) for r in carried} == {("v1", first["run_id"])}
-    assert {r["run_id"] for r in rows} == {second["run_id"]}
+    assert versioning.lineage(repo, "v2")["run_id"] == second["run_id"]
+    assert versioning.lineage(repo, "v2")["params_sha256"] == second["params_sha256"]
     shown = subprocess.run(
         [str(BIN / "emopipe"), "-q", "--params", str(params_file), "show", "v2"], capture_output=True, text=True,
         check=True,

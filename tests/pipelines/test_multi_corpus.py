@@ -4,10 +4,10 @@ import json
 import pathlib
 
 import pytest
-from emopipe.pipelines.stage_dir import StageDir
 from tests.conftest import write_params
 from tests.corpora import clip_media, make_dfew, make_footage, make_mafw
 
+from emopipe.dataset import Dataset
 from emopipe.pipelines import refresh
 
 pytestmark = pytest.mark.ray
@@ -28,7 +28,7 @@ def test_three_corpora_probe_gate_and_report(tmp_path):
                   "max_imbalance_ratio": {"blocking": 100, "warning": 10}})  # fmt: skip
     run_id = "multi"
     probed = refresh.probe_clips(str(params_file), run_id, refresh.ingest(str(params_file), run_id))
-    clips = {r["clip_id"]: r for r in StageDir(pathlib.Path(probed)).clips().to_pylist()}
+    clips = {r["clip_id"]: r for r in Dataset(probed).clips.to_pylist()}
     frames = clips["dfew:00003"]
     assert (frames["media_form"], frames["n_frames"], frames["codec"], frames["has_audio"]) == (
         "frames",
@@ -43,12 +43,11 @@ def test_three_corpora_probe_gate_and_report(tmp_path):
 
     validated = refresh.validate(str(params_file), run_id, probed)
     gate = json.loads((pathlib.Path(validated) / "validation.json").read_text())
-    leaks = [w for w in gate["warnings"] if w.startswith("near_duplicates.warning")]
-    assert leaks and "expect_table_row_count_to_equal" in leaks[0]
-    dups = StageDir(pathlib.Path(validated))
+    leaks = [w for w in gate["warnings"] if "first frame across corpora" in w]
+    assert leaks and "groups of clips share their first frame across corpora: combining those" in leaks[0]
     import pyarrow.parquet as pq
 
-    groups = pq.read_table(dups.path / "reports" / "near_duplicates.parquet").to_pylist()
+    groups = pq.read_table(pathlib.Path(validated) / "reports" / "near_duplicates.parquet").to_pylist()
     assert {tuple(g["clip_ids"]) for g in groups} >= {("dfew:00005", "mafw:00101"), ("dfew:00006", "mafw:00102")}
 
     report = refresh.report(str(params_file), run_id)

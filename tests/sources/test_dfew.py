@@ -123,3 +123,45 @@ def test_empty_root_and_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError):
         dfew.scan(tmp_path / "missing", run_id="t")
     shutil.rmtree(tmp_path)
+
+
+# --- issue 19: protocol breaks, links and folders --------------------------------------------------------
+
+
+def test_a_clip_in_train_but_in_no_test_fold_is_a_protocol_violation_row(tmp_path):
+    from tests.corpora import clip_media
+
+    root = tmp_path / "dfew"
+    make_dfew(root, n=10)
+    clip_media(root / "Clip" / "original" / "part_1" / "00011.mp4", seed=11)
+    with (root / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv").open("a") as fh:
+        fh.write("00011,1\n")
+    result = dfew.scan(root, run_id="t")
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "protocol_violation" and "00011" in row["detail"] and "no test fold" in row["detail"]
+    assert row["path"] == "EmoLabel_DataSplit/train(single-labeled)/set_1.csv"
+    assert result.clips.num_rows == 11
+
+
+def test_links_leaving_the_root_self_links_and_folders_named_like_clips_get_rows(tmp_path):
+    import os
+
+    from tests.corpora import clip_media
+
+    root = tmp_path / "dfew"
+    make_dfew(root, n=5)
+    secret = clip_media(tmp_path / "outside" / "00006.mp4", seed=6)
+    part = root / "Clip" / "original" / "part_2"  # clip 1 lives here
+    os.symlink(secret, part / "00006.mp4")
+    os.symlink("00007.mp4", part / "00007.mp4")
+    (part / "00008.mp4").mkdir()
+    os.symlink(tmp_path / "outside", root / "Clip" / "clip_224x224")
+    result = dfew.scan(root, run_id="t")
+    assert sorted(result.clips["native_id"].to_pylist()) == ["00001", "00002", "00003", "00004", "00005"]
+    got = dict(zip(result.quarantine["path"].to_pylist(), result.quarantine["reason"].to_pylist(), strict=True))
+    assert got == {
+        "Clip/original/part_2/00006.mp4": "unsafe_path",
+        "Clip/original/part_2/00007.mp4": "broken_symlink",
+        "Clip/original/part_2/00008.mp4": "not_a_file",
+        "Clip/clip_224x224": "unsafe_path",
+    }

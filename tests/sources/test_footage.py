@@ -89,3 +89,87 @@ def test_footage_needs_a_licence_in_params():
 
     with pytest.raises(ValueError, match="license"):
         SourceConfig("footage", "/x")
+
+
+# --- issue 19: names, loops, numbers, encodings and markup -----------------------------------------------
+
+
+def test_a_name_that_is_not_utf8_is_a_quarantine_row_naming_the_file(tmp_path):
+    make_footage(tmp_path)
+    good = (tmp_path / "2026-11-02" / "c.mov").read_bytes()
+    with open(tmp_path.as_posix().encode() + b"/caf\xe9.mp4", "wb") as fh:
+        fh.write(good + b"different bytes")
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    assert len(_rows(result)) == 3
+    [row] = result.quarantine.to_pylist()
+    assert (row["reason"], row["path"]) == ("bad_name", "caf\\xe9.mp4")
+    assert row["path"] in row["detail"] and row["detail"].isprintable()
+
+
+def test_a_symlink_loop_is_a_row_not_a_traceback(tmp_path):
+    make_footage(tmp_path)
+    os.symlink("loop-b.mp4", tmp_path / "loop-a.mp4")
+    os.symlink("loop-a.mp4", tmp_path / "loop-b.mp4")
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    assert len(_rows(result)) == 3
+    q = {r["path"]: r["reason"] for r in result.quarantine.to_pylist()}
+    assert q == {"loop-a.mp4": "broken_symlink", "loop-b.mp4": "broken_symlink"}
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "1e999"])
+def test_valence_and_arousal_must_be_finite_numbers(tmp_path, value):
+    make_footage(tmp_path)
+    sidecar = tmp_path / "2026-11-01" / "cam1" / "a.json"
+    literal = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(value, value)  # JSON's own spelling
+    sidecar.write_text(f'{{"valence": "{value}", "arousal": {literal}}}')
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    a = _rows(result)["2026-11-01/cam1/a.mp4"]
+    assert a["valence"] is None and a["arousal"] is None
+    q = result.quarantine.to_pylist()
+    assert [r["reason"] for r in q] == ["invalid_annotation", "invalid_annotation"]
+    assert all("a.mp4" in r["detail"] for r in q)
+
+
+def test_annotations_csv_with_a_utf8_bom_is_read(tmp_path):
+    make_footage(tmp_path)
+    table = tmp_path / "2026-11-01" / "cam1" / "annotations.csv"
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes().replace(b"\n", b"\r\n"))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    b = _rows(result)["2026-11-01/cam1/b.mkv"]
+    assert (b["label"], b["gender"], b["arousal"]) == ("happiness", "male", 3.0)
+
+
+@pytest.mark.parametrize("key", ["gender", "age_group"])
+def test_demographics_outside_the_vocabulary_stay_data_never_markup(tmp_path, key):
+    make_footage(tmp_path)
+    script = "<script>alert(1)</script>"
+    (tmp_path / "2026-11-02" / "c.json").write_text(json.dumps({key: script, "emotions": "happy"}))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    c = _rows(result)["2026-11-02/c.mov"]
+    assert c[key] is None and c[f"{key}_source"] is None
+    assert dict(c["native_fields"])[key] == script and c["label"] == "happiness"
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "invalid_annotation" and "c.mov" in row["detail"] and key in row["detail"]
+    assert all(script not in str(v) for v in result.clips.column(key).to_pylist())
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("gender", " Female ", "female"),
+        ("gender", "MAN", "male"),
+        ("gender", "Non Binary", "non-binary"),
+        ("age", "30 – 39", "30-39"),
+        ("age_group", "65+", "65+"),
+        ("age", 34, "25-34"),
+    ],
+)
+def test_demographics_are_normalised_to_the_vocabulary(tmp_path, key, raw, expected):
+    make_footage(tmp_path)
+    (tmp_path / "2026-11-02" / "c.json").write_text(json.dumps({key: raw}))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    column = "gender" if key == "gender" else "age_group"
+    c = _rows(result)["2026-11-02/c.mov"]
+    assert (c[column], c[f"{column}_source"]) == (expected, "annotated")

@@ -4,7 +4,7 @@ import pytest
 from tests.corpora import MAFW_CLASSES, make_mafw
 
 from emopipe import schemas
-from emopipe.sources import mafw, protocol
+from emopipe.sources import files, mafw, protocol
 
 IDS = [
     19,
@@ -62,7 +62,7 @@ def test_reads_splits_captions_compound_and_sheet(mafw_root):
 def test_spreadsheet_ids_follow_the_split_files_not_an_assumed_order(mafw_root):
     """The sheet numbers classes in reverse order; the mapping is learned from the split files."""
     root, facts = mafw_root
-    sheet, _ = mafw.read_spreadsheet(root / "Labels" / "single-set.xlsx", root)
+    sheet, _ = mafw.read_spreadsheet(files.walk(root).get("Labels/single-set.xlsx"))
     mapping = mafw.map_ids(sheet, {f"{i:05d}": lab for i, lab in facts["labels"].items()})
     assert mapping == {MAFW_CLASSES[::-1].index(c) + 1: c for c in MAFW_CLASSES}
 
@@ -136,3 +136,43 @@ def test_gender_file_is_read_as_estimated_and_odd_lines_are_quarantined(tmp_path
     assert (rows["00025"]["gender"], rows["00025"]["gender_source"]) == ("female", "estimated")
     assert rows["00027"]["gender"] is None and rows["00103"]["gender_source"] is None
     assert sorted(result.quarantine["reason"].to_pylist()) == ["malformed_row", "unknown_label"]
+
+
+# --- issue 19: protocol breaks, links and folders --------------------------------------------------------
+
+
+def test_a_clip_in_train_but_in_no_test_fold_is_a_protocol_violation_row(tmp_path):
+    from tests.corpora import clip_media
+
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS)
+    clip_media(root / "data" / "clips" / "30001.mp4", seed=1)
+    with (root / "Train & Test Set" / "single" / "no_caption" / "set_2" / "train.txt").open("a") as fh:
+        fh.write("30001.mp4 anger\n")
+    result = mafw.scan(root, run_id="t")
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "protocol_violation" and "30001" in row["detail"]
+    assert row["path"] == "Train & Test Set/single/no_caption/set_2/train.txt"
+    assert result.clips.num_rows == len(IDS) + 1
+
+
+def test_links_leaving_the_root_self_links_and_folders_named_like_clips_get_rows(tmp_path):
+    import os
+
+    from tests.corpora import clip_media
+
+    root = tmp_path / "mafw"
+    make_mafw(root, IDS[:5])
+    secret = clip_media(tmp_path / "outside" / "40000.mp4", seed=4)
+    clips = root / "data" / "clips"
+    os.symlink(secret, clips / "40000.mp4")
+    os.symlink("40001.mp4", clips / "40001.mp4")
+    (clips / "40002.mp4").mkdir()
+    result = mafw.scan(root, run_id="t")
+    assert sorted(result.clips["native_id"].to_pylist()) == sorted(f"{i:05d}" for i in IDS[:5])
+    got = dict(zip(result.quarantine["path"].to_pylist(), result.quarantine["reason"].to_pylist(), strict=True))
+    assert got == {
+        "data/clips/40000.mp4": "unsafe_path",
+        "data/clips/40001.mp4": "broken_symlink",
+        "data/clips/40002.mp4": "not_a_file",
+    }

@@ -164,3 +164,56 @@ def test_clip_row_content(tmp_path):
 def test_scan_of_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
         ravdess.scan(tmp_path / "nope", run_id="t")
+
+
+# --- issue 19: names, links and folders that used to crash or vanish ---------------------------------------
+
+
+def test_a_name_that_is_not_utf8_is_a_quarantine_row_naming_the_file(tmp_path):
+    _touch(tmp_path, "Actor_01/01-01-03-02-01-01-01.mp4", b"good")
+    bad = tmp_path.joinpath("Actor_01").as_posix().encode() + b"/01-01-03-\xff-01-01-01.mp4"
+    with open(bad, "wb") as fh:
+        fh.write(b"x")
+    result = ravdess.scan(tmp_path, run_id="t")
+    assert result.clips["media_path"].to_pylist() == ["Actor_01/01-01-03-02-01-01-01.mp4"]
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "bad_name"
+    assert row["path"] == "Actor_01/01-01-03-\\xff-01-01-01.mp4" and row["path"] in row["detail"]
+    assert row["detail"].isprintable()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "01-01-03-02-01-01-01\n.mp4",
+        "٠١-01-03-02-01-01-01.mp4",
+        "01-01-03-02-01-01-0１.mp4",
+        "01-01-03-02-01-01-01 .mp4",
+    ],
+    ids=["newline", "arabic-digits", "fullwidth-digit", "space"],
+)
+def test_the_name_grammar_is_exact_ascii(name):
+    with pytest.raises(InvalidInput) as err:
+        ravdess.parse_name(name)
+    assert err.value.reason == "bad_name"
+
+
+def test_links_leaving_the_root_loops_and_folders_named_like_clips_get_rows(tmp_path):
+    import os
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _touch(root, "Actor_01/01-01-03-02-01-01-01.mp4", b"good")
+    _touch(outside, "01-01-04-02-01-01-01.mp4", b"secret")
+    os.symlink(outside / "01-01-04-02-01-01-01.mp4", root / "Actor_01" / "01-01-04-02-01-01-01.mp4")
+    os.symlink(outside, root / "Actor_02")
+    os.symlink("01-01-05-02-01-01-01.mp4", root / "Actor_01" / "01-01-05-02-01-01-01.mp4")  # to itself
+    (root / "Actor_01" / "01-01-06-02-01-01-01.mp4").mkdir()
+    result = ravdess.scan(root, run_id="t")
+    assert result.clips["media_path"].to_pylist() == ["Actor_01/01-01-03-02-01-01-01.mp4"]
+    got = dict(zip(result.quarantine["path"].to_pylist(), result.quarantine["reason"].to_pylist(), strict=True))
+    assert got == {
+        "Actor_01/01-01-04-02-01-01-01.mp4": "unsafe_path",
+        "Actor_02": "unsafe_path",
+        "Actor_01/01-01-05-02-01-01-01.mp4": "broken_symlink",
+        "Actor_01/01-01-06-02-01-01-01.mp4": "not_a_file",
+    }

@@ -108,7 +108,7 @@ def test_gate_blocks_a_large_test_fold_unlike_its_corpus_but_not_a_tiny_one(tmp_
     table = balance.fold_balance(clips, balance.class_balance(clips))
     result = validate_tables({"fold_balance": table}, Params(work_dir=tmp_path), run_name="t")
     (blocked,) = result.blocking_failures
-    assert "fold_balance.blocking" in blocked and "fold=2 split=test" in blocked
+    assert blocked.startswith("the test split of fold 2 of ") and "it must be at most 0.3" in blocked
     tiny = _fold_clips({(1, "train"): even, (1, "test"): {**dict.fromkeys(classes, 1), "happiness": 6}})
     table = balance.fold_balance(tiny, balance.class_balance(tiny))
     assert validate_tables({"fold_balance": table}, Params(work_dir=tmp_path), run_name="t2").success

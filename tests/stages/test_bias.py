@@ -229,13 +229,14 @@ def test_suites_block_known_biases_with_the_group_class_and_numbers(tmp_path):
     }
     result = validate_tables(tables, Params(work_dir=tmp_path, validate=cfg), run_name="t")
     assert not result.success
-    dependence = [m for m in result.blocking_failures if m.startswith("label_dependence.blocking")]
+    dependence = [m for m in result.blocking_failures if m.startswith("in dfew, the ")]
     assert len(dependence) == 2  # Cramér's V 0.25 > 0.2 and the anger gap 0.20 > 0.15; the thin mafw row untested
+    assert dependence[0].startswith("in dfew, the human label depends on gender: Cramér's V is 0.25")
+    assert dependence[1].startswith("in dfew, the share of anger differs by 20.0 percentage points between gender")
     for message in dependence:
-        assert "corpus=dfew attribute=gender" in message and "max_gap_class=anger" in message
-        assert "max_gap_groups=female > male" in message and "max_gap_shares=0.30 vs 0.10" in message
-    (parity,) = [m for m in result.blocking_failures if m.startswith("model_parity.blocking")]
-    assert "recall_ratio" in parity and "corpus=dfew" in parity and "worst_group=male" in parity
+        assert "anger" in message and "(female > male: 0.30 vs 0.10)" in message
+    (parity,) = [m for m in result.blocking_failures if "of the best group's recall" in m]
+    assert " on dfew: the worst gender group (male) gets 0.5 of the best group's recall" in parity
 
     balanced = bias.label_dependence(_clips(_rows({"female": BALANCED, "male": BALANCED})))
     fair = bias.model_parity(parity_clips, _model(parity_clips, {"female": 8, "male": 8}))

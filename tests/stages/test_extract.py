@@ -10,7 +10,7 @@ from tests.corpora import broken_audio_clip, face_frames, pattern_frames, tone, 
 
 from emopipe.config import ExtractConfig
 from emopipe.demo import write_mp4, write_wav
-from emopipe.stages.extract import FEATURES, ClipExtractor, decode_jpeg, extraction_table
+from emopipe.stages.extract import FEATURES, ClipExtractor, decode_jpeg, extraction_rows
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,9 @@ def test_broken_inputs_are_error_rows(rows):
     assert all(rows[n]["error_detail"] for n in ("badaudio.mkv", "truncated.mp4", "notes.mp4", "gone.mp4"))
 
 
-def test_extraction_table_summarises_rows(rows, tmp_path):
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.Table.from_pylist(list(rows.values()), schema=FEATURES), tmp_path / "f.parquet")
-    ext = {r["clip_id"].split(":")[1]: r for r in extraction_table(tmp_path / "f.parquet").to_pylist()}
+def test_extraction_rows_summarise_rows(rows):
+    table = pa.Table.from_pylist(list(rows.values()), schema=FEATURES)
+    ext = {r["clip_id"].split(":")[1]: r for r in extraction_rows(table).to_pylist()}
     assert ext["face.mp4"]["n_sampled"] == 8 and ext["face.mp4"]["n_log_mel_bins"] == 80
     assert ext["face.mp4"]["n_egemaps"] == 88
     assert ext["silent.mp4"]["n_egemaps"] is None and ext["silent.mp4"]["audio_reason"] == "no_audio_stream"

@@ -31,52 +31,12 @@ SUMMARY_FILE = "extract.json"
 KEY_COLUMNS = ["clip_id", "sha256", "extractor_version", "error"]
 
 
-def settings(params: Params, run_id: str) -> executor.Settings:
-    cfg = params.extract_features
-    return executor.Settings(
-        run_dir=params.run_dir(run_id),
-        address=cfg.ray_address,
-        num_workers=cfg.num_workers,
-        num_cpus=cfg.num_cpus,
-        gpus=cfg.num_gpus,
-        mode=params.ray.executor,
-        local_below=params.ray.local_below_rows,
-        idle_s=params.ray.local_idle_s,
-    )
-
-
-def previous_dataset(out_dir: pathlib.Path, previous: pathlib.Path | None) -> Dataset | None:
-    """The dataset whose features may be reused: `previous` if given, else what out_dir holds from an earlier run."""
-    path = pathlib.Path(previous) if previous else pathlib.Path(out_dir)
-    if path.is_file() and path.name == "features.parquet":  # an old-layout features file named directly
-        path = path.parent
-    try:
-        ds = Dataset.open(path)
-    except ValueError:
-        return None
-    return ds if ds.has("features") else None
-
-
 def plan(clips: pa.Table, prev: Dataset | None, version: str) -> shards.Carry | None:
     """Which previous features rows are reused (and which of their shards are kept whole)."""
     if prev is None:
         return None
     current = dict(zip(clips["clip_id"].to_pylist(), clips["sha256"].to_pylist(), strict=True))
-
-    def keep(table: pa.Table) -> pa.Array:
-        return executor.reuse_mask(table, current, "extractor_version", version)
-
-    schema, layout = schema_of("features"), SHARDED["features"]
-    if prev.layout < 2:  # the first layout's single features.parquet: its wanted rows are rewritten as shards
-        entry = prev.table_entry("features")
-        return shards.plan_carry(
-            prev.path, [shards.Shard(entry["file"], entry["rows"])], schema=schema, layout=layout, keep=keep,
-            columns=KEY_COLUMNS, whole=False,
-        )  # fmt: skip
-    return shards.plan_carry(
-        prev.table_dir("features"), prev.shards("features") or [], schema=schema, layout=layout, keep=keep,
-        columns=KEY_COLUMNS,
-    )  # fmt: skip
+    return prev.carry("features", lambda t: executor.reuse_mask(t, current, "extractor_version", version), KEY_COLUMNS)
 
 
 def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, previous: pathlib.Path | None) -> int:
@@ -84,7 +44,7 @@ def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, prev
     from emopipe.stages.extract import extractor_version
 
     clips = Dataset.open(in_dir).clips
-    carry = plan(clips, previous_dataset(out_dir, previous), extractor_version(params.extract_features))
+    carry = plan(clips, Dataset.find(previous or out_dir, "features"), extractor_version(params.extract_features))
     return clips.num_rows - (len(carry.keys) if carry else 0)
 
 
@@ -105,7 +65,7 @@ def run(
     src = Dataset.open(in_dir)
     clips = src.clips.sort_by("clip_id")
     stage = ExtractStage(params.extract_features, {c: str(r) for c, r in src.corpora.items()})
-    prev = previous_dataset(out_dir, previous)
+    prev = Dataset.find(previous or out_dir, "features")
     carry = plan(clips, prev, stage.version)
     reused = {k[0] for k in carry.keys} if carry else set()
     todo = clips.filter(pc.invert(pc.is_in(clips["clip_id"], pa.array(sorted(reused), pa.string()))))
@@ -120,7 +80,10 @@ def run(
     with DatasetWriter(out_dir, corpora=src.corpora, synthetic=src.synthetic, stages=stages) as writer:
         sink = writer.shard_writer("features")
         n_new = 0
-        with executor.executing(stage, todo, settings(params, run_id)) as (batches, ex):
+        with executor.executing(stage, todo, executor.settings_for(params, "extract_features", run_id)) as (
+            batches,
+            ex,
+        ):
 
             def fresh() -> Iterator[pa.Table]:
                 nonlocal n_new

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from emopipe import executor, io, schemas, shards
 from emopipe.config import LabelConfig, Params
-from emopipe.dataset import SHARDED, Dataset, DatasetWriter, schema_of
+from emopipe.dataset import SHARDED, Dataset, DatasetWriter, rows_digest, schema_of
 from emopipe.labelers.stage import LabelStage, labeler_version
 from emopipe.stages.base import StageSummary, Timer
 
@@ -29,19 +29,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "label.json"
 KEY_COLUMNS = ["clip_id", "labeler", "sha256", "error"]
-
-
-def settings(params: Params, run_id: str, cfg: LabelConfig) -> executor.Settings:
-    return executor.Settings(
-        run_dir=params.run_dir(run_id),
-        address=cfg.ray_address,
-        num_workers=cfg.num_workers,
-        num_cpus=cfg.num_cpus,
-        gpus=cfg.num_gpus,
-        mode=params.ray.executor,
-        local_below=params.ray.local_below_rows,
-        idle_s=params.ray.local_idle_s,
-    )
 
 
 def select(cfg: LabelConfig, names: list[str]) -> LabelConfig:
@@ -52,17 +39,6 @@ def select(cfg: LabelConfig, names: list[str]) -> LabelConfig:
     chosen = tuple(known[n] for n in dict.fromkeys(names))
     fusion = cfg.fusion_labeler if cfg.fusion_labeler in names else chosen[0].name
     return cfg.model_copy(update={"labelers": chosen, "fusion_labeler": fusion})
-
-
-def previous_dataset(out_dir: pathlib.Path, previous: pathlib.Path | None) -> Dataset | None:
-    path = pathlib.Path(previous) if previous else pathlib.Path(out_dir)
-    if path.is_file() and path.name == "labels.parquet":
-        path = path.parent
-    try:
-        ds = Dataset.open(path)
-    except ValueError:
-        return None
-    return ds if ds.has("labels") else None
 
 
 def plan(clips: pa.Table, prev: Dataset | None, versions: set[str]) -> shards.Carry | None:
@@ -82,17 +58,7 @@ def plan(clips: pa.Table, prev: Dataset | None, versions: set[str]) -> shards.Ca
             pa.bool_(),
         )
 
-    schema, layout = schema_of("labels"), SHARDED["labels"]
-    if prev.layout < 2:
-        entry = prev.table_entry("labels")
-        return shards.plan_carry(
-            prev.path, [shards.Shard(entry["file"], entry["rows"])], schema=schema, layout=layout, keep=keep,
-            columns=KEY_COLUMNS, whole=False,
-        )  # fmt: skip
-    return shards.plan_carry(
-        prev.table_dir("labels"), prev.shards("labels") or [], schema=schema, layout=layout, keep=keep,
-        columns=KEY_COLUMNS,
-    )  # fmt: skip
+    return prev.carry("labels", keep, KEY_COLUMNS)
 
 
 def _inputs(src: Dataset, ids: set[str], columns: list[str], dest: pathlib.Path, rows: int) -> int:
@@ -119,7 +85,7 @@ def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, prev
     cfg = params.label_clips
     clips = Dataset.open(in_dir).clips
     versions = {labeler_version(s) for s in cfg.labelers}
-    carry = plan(clips, previous_dataset(out_dir, previous), versions)
+    carry = plan(clips, Dataset.find(previous or out_dir, "labels"), versions)
     return clips.num_rows * len(versions) - (len(carry.keys) if carry else 0)
 
 
@@ -156,13 +122,14 @@ def run(
     clips = src.clips.sort_by("clip_id")
     stages = [LabelStage(spec, cfg.batch_size) for spec in cfg.labelers]
     versions = {s.version for s in stages}
-    prev = previous_dataset(out_dir, previous)
+    prev = Dataset.find(previous or out_dir, "labels")
     carry = plan(clips, prev, versions)
     reused = carry.keys if carry else set()
     schema, layout = schema_of("labels"), SHARDED["labels"]
     summary = StageSummary(stage="label_clips", version=",".join(sorted(versions)), n_reused=len(reused))
     fresh: list[pa.Table] = []
-    manifest_stages = {**src.stages, "label_clips": {"labelers": sorted(versions)}}
+    facts = {"labelers": sorted(versions), "fusion_labeler": cfg.fusion_labeler, "min_confidence": cfg.min_confidence}
+    manifest_stages = {**src.stages, "label_clips": facts}
     with DatasetWriter(out_dir, corpora=src.corpora, synthetic=src.synthetic, stages=manifest_stages) as writer:
         for stage in stages:
             ids = {c for c in clips["clip_id"].to_pylist() if (c, stage.version) not in reused}
@@ -174,11 +141,12 @@ def run(
             if n != len(ids):
                 raise RuntimeError(f"the features have {n} of the {len(ids)} clips to label: rerun extract_features")
             log.info("%s: %d clips to label", stage.name, n)
+            how = executor.settings_for(params, "label_clips", run_id)
             if stage.spec.engine == "vllm":  # Ray Data LLM runs its own vLLM engine actors on the GPU nodes
-                fresh += [schemas.conform(b, schema) for b in _vllm(stage, inputs, settings(params, run_id, cfg))]
+                fresh += [schemas.conform(b, schema) for b in _vllm(stage, inputs, how)]
                 summary.executor = "ray-data-llm"
             else:
-                with executor.executing(stage, inputs, settings(params, run_id, cfg)) as (batches, ex):
+                with executor.executing(stage, inputs, how) as (batches, ex):
                     fresh += [schemas.conform(b, schema) for b in batches]
                     summary.executor, summary.workers = ex.kind, max(summary.workers, ex.workers)
             inputs.unlink()
@@ -243,6 +211,15 @@ def _vllm(stage: LabelStage, inputs: pathlib.Path, how: executor.Settings) -> li
         rows = ray.data.read_parquet(str(inputs), num_cpus=0)
         labelled = vllm_engine.label_dataset(rows, stage.spec, num_workers=how.num_workers)
         return list(labelled.iter_batches(batch_format="pyarrow", batch_size=None))
+
+
+def _unchanged(prev: Dataset | None, src: Dataset, facts: dict, written: list[shards.Shard]) -> bool:
+    """Whether the previous labelled dataset had these very clips, labels and fusion settings."""
+    if prev is None or written or not all(prev.has(t) for t in ("agreement", "fused_labels", "clips")):
+        return False
+    if prev.stages.get("label_clips") != facts or not (prev.path / "reports" / "agreement.json").is_file():
+        return False
+    return rows_digest(prev.clips) == rows_digest(src.clips)
 
 
 def _read_labels(folder: pathlib.Path, parts_: list[shards.Shard]) -> pa.Table:

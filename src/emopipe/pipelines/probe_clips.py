@@ -15,25 +15,12 @@ from emopipe import executor, schemas
 from emopipe.config import Params
 from emopipe.dataset import Dataset, DatasetWriter
 from emopipe.stages.base import StageSummary, Timer
-from emopipe.stages.probe import PROBE_COLUMNS, ProbeStage
+from emopipe.stages.probe import PROBE_COLUMNS, ProbeLimits, ProbeStage
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "probe.json"
 MEDIA_KEY = ("clip_id", "media_path", "sha256", "size_bytes")
-
-
-def settings(params: Params, run_id: str) -> executor.Settings:
-    cfg = params.probe_clips
-    return executor.Settings(
-        run_dir=params.run_dir(run_id),
-        address=cfg.ray_address,
-        num_workers=cfg.num_workers,
-        num_cpus=cfg.num_cpus,
-        mode=params.ray.executor,
-        local_below=params.ray.local_below_rows,
-        idle_s=params.ray.local_idle_s,
-    )
 
 
 def split(probed: pa.Table, run_id: str) -> tuple[pa.Table, pa.Table]:
@@ -49,9 +36,26 @@ def split(probed: pa.Table, run_id: str) -> tuple[pa.Table, pa.Table]:
             "reason": failed["error"],
             "detail": pc.fill_null(failed["error_detail"], ""),
             "run_id": pa.array([run_id] * failed.num_rows, pa.string()),
+            "sha256": failed["sha256"],
         }
     )
     return schemas.conform(clips, schemas.CLIPS), schemas.conform(quarantine, schemas.QUARANTINE)
+
+
+def carried_failures(clips: pa.Table, previous: Dataset | None, version: str) -> pa.Table:
+    """Probe quarantine rows of the previous run for files that are still there with the same bytes."""
+    empty = schemas.QUARANTINE.empty_table()
+    if previous is None or previous.stages.get("probe_clips", {}).get("version") != version:
+        return empty
+    old = previous.quarantine
+    now = set(
+        zip(clips["corpus"].to_pylist(), clips["media_path"].to_pylist(), clips["sha256"].to_pylist(), strict=True)
+    )
+    keep = [
+        r["stage"] == "probe_clips" and (r["corpus"], r["path"], r["sha256"]) in now
+        for r in old.select(["stage", "corpus", "path", "sha256"]).to_pylist()
+    ]
+    return old.filter(pa.array(keep, pa.bool_())) if old.num_rows else empty
 
 
 def carried(clips: pa.Table, previous: Dataset | None, version: str) -> pa.Table:
@@ -75,17 +79,12 @@ def carried(clips: pa.Table, previous: Dataset | None, version: str) -> pa.Table
     return rows
 
 
-def previous_dataset(out_dir: pathlib.Path, previous: pathlib.Path | None) -> Dataset | None:
-    """The dataset whose probe rows may be reused: `previous` if given, else what out_dir holds."""
-    path = pathlib.Path(previous) if previous else pathlib.Path(out_dir)
-    return Dataset(path) if (path / "dataset.json").is_file() else None
-
-
 def todo_count(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, previous: pathlib.Path | None) -> int:
     """How many clips the stage would probe (0: nothing to compute)."""
     clips = Dataset.open(in_dir).clips
-    version = ProbeStage({}, params.probe_clips.batch_size).version
-    return clips.num_rows - carried(clips, previous_dataset(out_dir, previous), version).num_rows
+    version = ProbeStage({}, params.probe_clips.batch_size, ProbeLimits.from_params(params)).version
+    prev = Dataset.find(previous or out_dir, "clips")
+    return clips.num_rows - carried(clips, prev, version).num_rows - carried_failures(clips, prev, version).num_rows
 
 
 def run(
@@ -102,14 +101,19 @@ def run(
     """
     timer = Timer()
     src = Dataset.open(in_dir)
-    stage = ProbeStage(src.corpora, params.probe_clips.batch_size)
-    prev = previous_dataset(out_dir, previous)
+    stage = ProbeStage(src.corpora, params.probe_clips.batch_size, ProbeLimits.from_params(params))
+    prev = Dataset.find(previous or out_dir, "clips")
     clips = src.clips.sort_by("clip_id")
     reused = carried(clips, prev, stage.version)
-    done = set(reused["clip_id"].to_pylist())
+    failed_before = carried_failures(clips, prev, stage.version)
+    known_bad = set(zip(failed_before["corpus"].to_pylist(), failed_before["path"].to_pylist(), strict=True))
+    done = set(reused["clip_id"].to_pylist()) | {
+        c for c, corpus, path in zip(*(clips[k].to_pylist() for k in ("clip_id", "corpus", "media_path")), strict=True)
+        if (corpus, path) in known_bad
+    }  # fmt: skip
     todo = clips.filter(pc.invert(pc.is_in(clips["clip_id"], pa.array(sorted(done), pa.string()))))
-    summary = StageSummary(stage=stage.name, version=stage.version, n_reused=reused.num_rows)
-    with executor.executing(stage, todo, settings(params, run_id)) as (batches, ex):
+    summary = StageSummary(stage=stage.name, version=stage.version, n_reused=reused.num_rows + failed_before.num_rows)
+    with executor.executing(stage, todo, executor.settings_for(params, "probe_clips", run_id)) as (batches, ex):
         probed = list(batches)  # metadata only: a few hundred bytes a clip
         summary.executor, summary.workers = (ex.kind, ex.workers) if todo.num_rows else ("none", 0)
     probed_table = pa.concat_tables(probed) if probed else schemas.from_rows([], stage.output_schema)
@@ -117,7 +121,7 @@ def run(
         raise RuntimeError(f"probe returned {probed_table.num_rows} rows for {todo.num_rows} clips")
     healthy, failed = split(probed_table, run_id)
     out_clips = pa.concat_tables([schemas.conform(reused, schemas.CLIPS), healthy]).sort_by("clip_id")
-    quarantine = pa.concat_tables([src.quarantine, failed])
+    quarantine = pa.concat_tables([src.quarantine, failed_before, failed])
     stages = {**src.stages, "probe_clips": {"version": stage.version}}
     with DatasetWriter(out_dir, corpora=src.corpora, synthetic=src.synthetic, stages=stages) as writer:
         writer.write_table("clips", out_clips, previous=prev)
@@ -125,8 +129,9 @@ def run(
         writer.pass_through(src, [n for n in src.manifest.get("tables", {}) if n not in {"clips", "quarantine"}])
         summary.n_processed = todo.num_rows
         summary.n_rows = out_clips.num_rows
-        summary.n_errors = failed.num_rows
-        summary.errors = dict(sorted(Counter(failed["reason"].to_pylist()).items()))
+        bad = pa.concat_tables([failed_before, failed])
+        summary.n_errors = bad.num_rows
+        summary.errors = dict(sorted(Counter(bad["reason"].to_pylist()).items()))
         summary.seconds = timer.seconds
         writer.write_json(SUMMARY_FILE, summary.to_dict())
         writer.commit()

@@ -166,7 +166,11 @@ def _runs_here(params: Params, n_rows: int, stage_gpus: Any) -> bool:
 
 
 def _stage(job: str, params_file: str | None, run_id: str, in_dir: str) -> str:
-    """Run one Ray stage of the run: in this process when the work is small (or none), else as a Ray job."""
+    """Run one Ray stage of the run: in this process when the work is small (or none), else as a Ray job.
+
+    With a cluster's job server configured (`ray.dashboard_url`) the stage always runs as a job on the cluster,
+    which works out there what it has to compute (the cluster's storage is the one that matters).
+    """
     from emopipe.orchestration import submit_ray_job
     from emopipe.pipelines import extract_features, label_clips, probe_clips
 
@@ -174,13 +178,15 @@ def _stage(job: str, params_file: str | None, run_id: str, in_dir: str) -> str:
     module = {"probe_clips": probe_clips, "extract_features": extract_features, "label_clips": label_clips}[job]
     out = params.run_dir(run_id) / job
     prev = previous(params, job, out)
-    n = module.todo_count(params, pathlib.Path(in_dir), out, prev)
-    gpus = getattr(getattr(params, job), "num_gpus", None)
-    if _runs_here(params, n, gpus):
-        log.info("%s: %d rows to compute, in this process", job, n)
+    if params.ray.dashboard_url:
+        here = False
+    else:
+        n = module.todo_count(params, pathlib.Path(in_dir), out, prev)
+        here = _runs_here(params, n, getattr(getattr(params, job), "num_gpus", None))
+        log.info("%s: %d rows to compute, %s", job, n, "in this process" if here else "as a Ray job")
+    if here:
         module.run(params, pathlib.Path(in_dir), out, run_id, previous=prev)
     else:
-        log.info("%s: %d rows to compute, as a Ray job", job, n)
         args = {"params": str(frozen_file(params, run_id)), "input": in_dir, "output": str(out), "run_id": run_id}
         if prev is not None:
             args["previous"] = str(prev)
@@ -383,7 +389,9 @@ def _outcome(rep: dict[str, Any]) -> str:
 
 
 def render_report(rep: dict[str, Any]) -> str:
-    """The run report as Markdown, for a person."""
+    """The run report as Markdown, for a person (values from the data are neutralised: never markup)."""
+    from emopipe.templates import md_safe
+
     lines = [f"# emopipe run {rep['run_id']}", "", f"**Outcome: {rep['outcome']}**", ""]
     if pub := rep.get("publish"):
         lines += [
@@ -432,14 +440,14 @@ def render_report(rep: dict[str, Any]) -> str:
     if gate := rep.get("gate"):
         lines += ["", f"- Data Docs: {gate['data_docs']}", f"- bias report: {rep.get('bias_report')}"]
         lines += ["", "## Quality gate", ""]
-        lines += [f"- BLOCKING: {m}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
-        lines += [f"- warning: {m}" for m in gate["warnings"]] or ["- no warnings"]
+        lines += [f"- BLOCKING: {md_safe(m)}" for m in gate["blocking_failures"]] or ["- no blocking failures"]
+        lines += [f"- warning: {md_safe(m)}" for m in gate["warnings"]] or ["- no warnings"]
     for f in rep.get("forgotten", []):
         lines.append(
             f"- forgotten on request: {f['n_clips']} clips of subject {f['subject_sha256'][:12]}… ({f['corpus']})"
         )
     if rep.get("quarantine"):
-        lines += ["", "## Quarantine", ""] + [f"- {q}" for q in rep["quarantine"]]
+        lines += ["", "## Quarantine", ""] + [f"- {md_safe(q)}" for q in rep["quarantine"]]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from emopipe.quality.page import ExpectationRecord
+
 
 @dataclass
 class GateResult:
@@ -13,11 +15,12 @@ class GateResult:
     Args:
         success: no blocking failure.
         dataset_digest: the content hash of the dataset that was validated (publish refuses another one).
-        blocking_failures: one message per failed blocking expectation, in words.
-        warnings: one message per failed warning expectation, in words.
+        blocking_failures: one sentence per failed blocking expectation (emopipe.quality.words).
+        warnings: one sentence per failed warning expectation.
         suites: per suite, whether it passed and how many expectations it evaluated and failed.
         data_docs: the URL of Great Expectations' Data Docs site.
-        records: every expectation evaluated, with its observed value (for the offline validation page).
+        records: every expectation that ran, with its threshold, what it observed, the unexpected rows and the raw
+            GX form (`raw`), for the offline validation page.
     """
 
     success: bool
@@ -26,7 +29,7 @@ class GateResult:
     warnings: list[str] = field(default_factory=list)
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_docs: str | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[ExpectationRecord] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for a person: what failed, with the offending rows and values."""
@@ -44,4 +47,8 @@ class GateResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateResult:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        records = [
+            r if isinstance(r, ExpectationRecord) else ExpectationRecord.from_dict(r)
+            for r in data.get("records") or []
+        ]
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "records": records})

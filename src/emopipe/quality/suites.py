@@ -50,7 +50,12 @@ def load_spec(table: str) -> SuiteSpec:
 
 
 def _threshold_values(cfg: ValidateConfig) -> dict[str, Any]:
-    values: dict[str, Any] = {"taxonomy": list(schemas.taxonomy().canonical)}
+    from emopipe.sources.demographics import vocabulary
+
+    values: dict[str, Any] = {
+        "taxonomy": list(schemas.taxonomy().canonical),
+        "genders": list(vocabulary()["gender"]["values"]),
+    }
     for name in type(cfg).model_fields:
         value = getattr(cfg, name)
         if isinstance(value, Levels):

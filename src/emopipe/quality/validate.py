@@ -1,12 +1,14 @@
 """The quality gate: run every table's blocking and warning suites with Great Expectations and build Data Docs.
 
 `run()` validates a dataset (emopipe.dataset.Dataset: each table read once) and writes the validated folder: the
-dataset's tables (hard-linked, unchanged), the metric tables, the bias report and validation.json. Publishing reads
-validation.json and refuses anything that did not pass or that changed since it was validated.
+dataset's tables (hard-linked, unchanged), the metric tables, the bias report, validation.json and validation.html
+(every expectation in words, readable offline). Publishing reads validation.json and refuses anything that did not
+pass or that changed since it was validated.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import pathlib
 from typing import Any
@@ -16,12 +18,13 @@ import pyarrow as pa
 from emopipe import io, schemas
 from emopipe.config import Params
 from emopipe.dataset import Dataset, DatasetWriter
-from emopipe.quality import metrics, suites
+from emopipe.quality import metrics, page, suites, words
 from emopipe.quality.result import GateResult
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 5
+VALIDATION_PAGE = "validation.html"  # the gate's results as one offline page, beside validation.json
 __all__ = ["GateResult", "load_result", "run", "validate_tables"]
 
 
@@ -38,32 +41,32 @@ def _coverage(clips: pa.Table, extraction: pa.Table) -> str | None:
 
 
 def _gx_context(project_dir: pathlib.Path) -> Any:
+    # GX logs hundreds of INFO lines per run (its decorators at import, `config_provider` on every asset): quiet
+    # them before the first import, unless someone configured GX's logging on purpose.
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="file", project_root_dir=str(project_dir))
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
 
 
-def _describe(table: str, level: str, res: Any, id_columns: tuple[str, ...]) -> str:
-    cfg = res.expectation_config
-    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in {"batch_id", "result_format"}}
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "value_set" or len(str(v)) < 80)
-    text = f"{table}.{level}: {type(cfg).__name__ if not hasattr(cfg, 'type') else cfg.type}({args})"
-    info = res.exception_info or {}
-    if info.get("raised_exception"):
-        return f"{text} could not run: {info.get('exception_message')}"
-    result = res.result or {}
-    rows = result.get("unexpected_index_list") or []
-    if rows:
-        shown = "; ".join(" ".join(f"{k}={v}" for k, v in r.items()) for r in rows[:MAX_LISTED])
-        more = f" (+{len(rows) - MAX_LISTED} more)" if len(rows) > MAX_LISTED else ""
-        return f"{text} failed for {result.get('unexpected_count', len(rows))} rows: {shown}{more}"
-    if result.get("partial_unexpected_list"):
-        return f"{text} failed; unexpected values {result['partial_unexpected_list'][:MAX_LISTED]}"
-    return f"{text} failed; observed {result.get('observed_value')!r}"
+def _store_for_data_docs(ctx: Any, outcome: Any) -> list[Any]:
+    """Replace a checkpoint's stored results by copies whose data values are HTML-escaped; return their ids.
+
+    GX prints unexpected rows and observed values into its pages unescaped, so Data Docs are built from escaped
+    copies (records and messages keep the values as they are).
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    identifiers: list[Any] = []
+    for key, vres in outcome.run_results.items():
+        ctx.validation_results_store.set(key, page.escape_for_data_docs(vres))
+        identifiers += [key, ExpectationSuiteIdentifier(name=vres.suite_name)]
+    return identifiers
 
 
 def validate_tables(
@@ -73,12 +76,13 @@ def validate_tables(
 
     `notes` (table -> Markdown lines) are attached to that table's suites and shown in Data Docs.
     """
+    ctx = _gx_context(params.work_dir / "gx")  # first: it quiets GX's logging before GX is imported
     import great_expectations as gx
     import pandas as pd
 
-    ctx = _gx_context(params.work_dir / "gx")
     source = ctx.data_sources.add_or_update_pandas("emopipe")
     result = GateResult(success=True, dataset_digest="")
+    docs: list[Any] = []
     for table, data in tables.items():
         spec = suites.load_spec(table)
         schema = schemas.load_schema(table)
@@ -105,31 +109,38 @@ def validate_tables(
             gx.Checkpoint(
                 name=f"gate.{table}",
                 validation_definitions=definitions,
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                actions=[],  # Data Docs are built once, at the end, from escaped copies of the results
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": id_columns},
             )
         )
         frame = data.to_pandas(types_mapper=pd.ArrowDtype)
         outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
         for vres in outcome.run_results.values():
-            level = vres.suite_name.rsplit(".", 1)[1]
-            failed = [r for r in vres.results if not r.success]
+            records = page.records_from_validation(vres)
+            failed = [r for r in records if not r.success]
             result.suites[vres.suite_name] = {
                 "success": vres.success,
                 "evaluated": len(vres.results),
                 "failed": len(failed),
             }
-            messages = [_describe(table, level, r, spec.id_columns) for r in failed]
-            (result.blocking_failures if level == "blocking" else result.warnings).extend(messages)
+            result.records += records
+            for record in failed:
+                (result.blocking_failures if record.level == "blocking" else result.warnings).append(
+                    words.describe(record)
+                )
+        docs += _store_for_data_docs(ctx, outcome)
+    if docs:
+        ctx.build_data_docs(resource_identifiers=docs)
     result.success = not result.blocking_failures
     sites = ctx.get_docs_sites_urls()
     result.data_docs = sites[0]["site_url"] if sites else None
     return result
 
 
-def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str) -> GateResult:
-    """Validate a dataset folder; write it (unchanged), its metric tables, reports and validation.json to out_dir."""
-    ds = Dataset.open(in_dir)
+def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, run_id: str) -> GateResult:
+    """Validate a dataset (a folder, or a Dataset already open); write it (unchanged), its metric tables, reports,
+    validation.json and validation.html to out_dir. Each of its tables is read once."""
+    ds = in_dir if isinstance(in_dir, Dataset) else Dataset.open(in_dir)
     raw_clips = ds.raw("clips")  # as stored: the gate checks the declared types itself
     errors = []
     try:
@@ -148,7 +159,8 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
     if clips is not None:
         tables.update(metrics.bias_tables(ds, params.validate))
     report = (pathlib.Path(out_dir) / "reports" / "bias_report.html").resolve()
-    link = [f"Bias report (per corpus, fold and group; datasheet beside it): [{report}]({report.as_uri()})"]
+    shown = html.escape(str(report))  # Data Docs render notes as Markdown, which passes HTML through
+    link = [f"Bias report (per corpus, fold and group; datasheet beside it): [{shown}]({report.as_uri()})"]
     notes = {t: link for t in ("representation", "class_balance", "label_dependence", "model_parity")}
     result = validate_tables(tables, params, run_name=run_id, notes=notes)
     if errors:
@@ -171,11 +183,14 @@ def run(params: Params, in_dir: pathlib.Path, out_dir: pathlib.Path, run_id: str
             io.write_json(reports / "balance.json", metrics.balance_metrics(tables))
             io.write_json(reports / "bias.json", metrics.bias_metrics(tables))
         io.write_json(writer.tmp / "validation.json", result.to_dict())
+        page.render_validation_page(result.records, result.to_dict(), writer.tmp / VALIDATION_PAGE)
         if clips is not None:  # the bias report of this dataset, with the gate's outcome in it
             from emopipe import audit_report
 
             shown = {k: tables[k] for k in metrics.METRICS if k in tables}
-            audit_report.render_dataset(ds, reports, tables=shown, gate=result, thresholds=params.validate)
+            inputs = audit_report.inputs_from(ds, tables=shown, gate=result, thresholds=params.validate)
+            inputs.validation_page = writer.tmp / VALIDATION_PAGE
+            audit_report.render(inputs, reports)
         writer.commit()
     (log.info if result.success else log.error)("%s", result.summary())
     return result

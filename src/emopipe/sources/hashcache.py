@@ -1,7 +1,7 @@
 """Reuse a file's sha256 while its (path, size, mtime) are unchanged, as git's index and DVC's state do.
 
 A refresh looks at every file under the corpus roots, but hashing every byte of an 11k-clip corpus each day is the
-largest part of ingest. `reusing(known)` makes `sources.base.sha256_file` return the recorded hash of a file whose
+largest part of ingest. `reusing(known)` makes `sources.files.sha256` return the recorded hash of a file whose
 path, size and modification time (nanoseconds) match the record, and records every file it hashes or reuses, so the
 caller can save the records for the next run (`save`/`load`).
 """
@@ -25,7 +25,7 @@ _STATE: contextvars.ContextVar[tuple[dict[str, Record], dict[str, Record]] | Non
 
 @contextlib.contextmanager
 def reusing(known: dict[str, Record]) -> Iterator[dict[str, Record]]:
-    """Within this block sha256_file reuses `known` records; yields the records of every file hashed in the block."""
+    """Within this block files.sha256 reuses `known` records; yields the records of every file hashed in it."""
     seen: dict[str, Record] = {}
     token = _STATE.set((known, seen))
     try:

@@ -45,6 +45,10 @@ def assemble(entries: list[SplitEntry], n_folds: int) -> Folds:
     per_clip: dict[str, set[tuple[int, str]]] = defaultdict(set)
     labels: dict[str, dict[str, str]] = defaultdict(dict)  # clip -> label -> where
     for e in entries:
+        if n_folds and not 1 <= e.fold <= n_folds:
+            detail = f"{e.where}: fold {e.fold} is outside the {n_folds}-fold protocol; clip {e.clip} not assigned"
+            out.problems.append((e.where, InvalidInput("protocol_violation", detail)))
+            continue
         if e.label is not None:
             labels[e.clip].setdefault(e.label, e.where)  # before the duplicate check: a duplicate may disagree
         key = (e.clip, e.fold, e.split)
@@ -80,9 +84,8 @@ def assemble(entries: list[SplitEntry], n_folds: int) -> Folds:
         tests = [f for f, s in kept if s == "test"]
         if n_folds and len(tests) != 1 and not overlap:
             what = "no test fold" if not tests else f"test folds {tests}"
-            out.problems.append(
-                (seen[next(iter(sorted(pairs)))], InvalidInput("protocol_violation", f"clip {clip} is in {what}"))
-            )
+            where = seen[(clip, *min(pairs))]  # the first split file that names the clip
+            out.problems.append((where, InvalidInput("protocol_violation", f"{where}: clip {clip} is in {what}")))
     return out
 
 

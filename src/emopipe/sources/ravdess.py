@@ -5,20 +5,21 @@ modality (01 full-AV, 02 video-only, 03 audio-only), vocal channel (01 speech, 0
 emotion (01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised),
 intensity (01 normal, 02 strong; neutral has no strong take), statement (01 "Kids are talking by the
 door", 02 "Dogs are sitting by the door"), repetition (01, 02) and actor (01..24, odd male, even female).
+The name must be exactly that: ASCII digits, nothing before or after (a newline before the extension, Arabic-Indic
+or full-width digits are `bad_name`). The root is walked safely (emopipe.sources.files): links out of it, loops,
+FIFOs, folders named like clips and names that are not printable UTF-8 each get their quarantine row.
 """
 
 from __future__ import annotations
 
-import logging
 import pathlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from emopipe import schemas
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, quarantine_row, sha256_file, walk_files
-
-log = logging.getLogger(__name__)
+from emopipe.sources import files
+from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, check_name, finish_scan, guard, printable
 
 CORPUS = "ravdess"
 MODALITIES = {"01": "audio-visual", "02": "video-only", "03": "audio-only"}
@@ -39,8 +40,8 @@ REPETITIONS = {"01": 1, "02": 2}
 SONG_EMOTIONS = {"neutral", "calm", "happy", "sad", "angry", "fearful"}
 EXTENSIONS = {"audio-visual": ".mp4", "video-only": ".mp4", "audio-only": ".wav"}
 
-_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
-_ACTOR_DIR = re.compile(r"^Actor_(\d{2})$")
+_NAME = re.compile(r"([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})", re.ASCII)
+_ACTOR_DIR = re.compile(r"Actor_([0-9]{2})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,12 @@ class RavdessName:
 
 
 def parse_name(filename: str) -> RavdessName:
-    """Decode `MM-VV-EE-II-SS-RR-AA.ext`. Raises InvalidInput with a quarantine reason code."""
+    """Decode `MM-VV-EE-II-SS-RR-AA.ext` (ASCII digits only, nothing before or after). Raises InvalidInput."""
     path = pathlib.PurePosixPath(filename)
     stem, ext = path.stem, path.suffix.lower()
-    m = _NAME.match(stem)
+    m = _NAME.fullmatch(stem)
     if not m:
-        raise InvalidInput("bad_name", f"{path.name!r} is not MM-VV-EE-II-SS-RR-AA.ext")
+        raise InvalidInput("bad_name", f"{printable(repr(path.name), 120)} is not MM-VV-EE-II-SS-RR-AA.ext")
     mod, voc, emo, inten, stmt, rep, actor = m.groups()
     tables = [
         ("modality", mod, MODALITIES),
@@ -96,7 +97,9 @@ def parse_name(filename: str) -> RavdessName:
     if name.vocal_channel == "song" and name.emotion not in SONG_EMOTIONS:
         raise InvalidInput("invalid_combination", f"RAVDESS song has no {name.emotion} takes")
     if ext not in {".mp4", ".wav"}:
-        raise InvalidInput("unsupported_extension", f"{ext or 'no extension'}: RAVDESS ships .mp4 and .wav")
+        raise InvalidInput(
+            "unsupported_extension", f"{printable(ext, 40) or 'no extension'}: RAVDESS ships .mp4 and .wav"
+        )
     if ext != EXTENSIONS[name.modality]:
         raise InvalidInput("modality_mismatch", f"{name.modality} (code {mod}) should be {EXTENSIONS[name.modality]}")
     return name
@@ -133,27 +136,31 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
     """Read a RAVDESS root as the dataset ships it. Bad inputs become quarantine rows; nothing is dropped silently."""
     root = pathlib.Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"RAVDESS root {root} is not a folder")
+        raise FileNotFoundError(f"RAVDESS root {printable(root)} is not a folder")
+    tree = files.walk(root)
     clips: list[dict[str, Any]] = []
-    quarantined: list[dict[str, Any]] = []
+    problems = list(tree.problems)
+    for folder in tree.dirs:
+        if folder.suffix in EXTENSIONS.values():
+            problems.append((folder.rel, InvalidInput("not_a_file", "a folder named like a media file")))
     seen: dict[str, str] = {}
-    for path in walk_files(root):
-        rel = path.relative_to(root).as_posix()
-        try:
-            name = parse_name(path.name)
-            folder = _ACTOR_DIR.match(path.parent.name)
+    for entry in tree.files:
+        with guard(problems, entry.rel):
+            check_name(entry.rel)
+            name = parse_name(entry.name)
+            parent = entry.parent.rpartition("/")[2]
+            folder = _ACTOR_DIR.fullmatch(parent)
             if folder and int(folder.group(1)) != name.actor:
-                raise InvalidInput("folder_mismatch", f"actor {name.actor:02d} file inside {path.parent.name}")
-            if path.stem in seen:
-                raise InvalidInput("duplicate_id", f"same native id as {seen[path.stem]}")
-            size = path.stat().st_size
+                raise InvalidInput("folder_mismatch", f"actor {name.actor:02d} file inside {parent}")
+            if entry.stem in seen:
+                raise InvalidInput("duplicate_id", f"same native id as {seen[entry.stem]}")
+            if entry.size == 0:
+                raise InvalidInput("empty_file", "0 bytes")
+            sha, size = files.sha256(entry)
             if size == 0:
                 raise InvalidInput("empty_file", "0 bytes")
-            seen[path.stem] = rel
-            clips.append(clip_row(rel, name, sha256_file(path), size))
-        except InvalidInput as err:
-            quarantined.append(quarantine_row(rel, CORPUS, "ingest", err, run_id))
+            seen[entry.stem] = entry.rel
+            clips.append(clip_row(entry.rel, name, sha, size))
         if progress:
             progress(1)
-    log.info("ravdess scan of %s: %d clips, %d quarantined", root, len(clips), len(quarantined))
-    return ScanResult(schemas.from_rows(clips, schemas.CLIPS), schemas.from_rows(quarantined, schemas.QUARANTINE))
+    return finish_scan(CORPUS, root, clips, problems, run_id)

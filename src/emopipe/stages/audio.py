@@ -27,8 +27,12 @@ class AudioError(Exception):
         self.code, self.detail = code, detail
 
 
-def read_audio(path: pathlib.Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def read_audio(path: pathlib.Path, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
     """The first audio track of a media file as float32 mono at `sample_rate`, in [-1, 1].
+
+    Decoded and resampled a frame at a time straight into one float32 buffer, so memory is the signal itself
+    (no list of chunks). With `max_seconds`, only the first `max_seconds` of the track are kept and decoding
+    stops there: a 30-minute clip costs what its first minute costs.
 
     Raises:
         AudioError: `no_audio_stream` when there is no audio track (or `path` is a frame folder),
@@ -38,22 +42,41 @@ def read_audio(path: pathlib.Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray
 
     if path.is_dir():
         raise AudioError("no_audio_stream", "a frame folder has no audio")
+    cap = None if max_seconds is None else max(1, int(round(max_seconds * sample_rate)))
+    buffer = np.empty(cap if cap is not None else sample_rate * 10, dtype=np.float32)
+    n = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise AudioError("no_audio_stream", "the file has no audio track")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            chunks = []
-            for frame in container.decode(stream):
-                chunks.extend(r.to_ndarray().reshape(-1) for r in resampler.resample(frame))
-            chunks.extend(r.to_ndarray().reshape(-1) for r in resampler.resample(None))
+            frames = container.decode(stream)
+            while cap is None or n < cap:
+                frame = next(frames, None)
+                for chunk in resampler.resample(frame):
+                    buffer, n = _append(buffer, n, chunk.to_ndarray().reshape(-1), cap)
+                if frame is None:  # the resampler is flushed: the track is over
+                    break
     except (av.error.FFmpegError, OSError, ValueError) as err:
         raise AudioError("audio_decode_failed", f"{type(err).__name__}: {err}"[:300]) from err
-    signal = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if signal.size == 0:
+    if n == 0:
         raise AudioError("audio_decode_failed", "the audio track decoded to no samples")
-    return np.clip(signal, -1.0, 1.0)
+    signal = buffer[:n]
+    np.clip(signal, -1.0, 1.0, out=signal)
+    return signal
+
+
+def _append(buffer: np.ndarray, n: int, samples: np.ndarray, cap: int | None) -> tuple[np.ndarray, int]:
+    """Copy `samples` into `buffer` at `n` (growing it by doubling when uncapped; dropping what passes `cap`)."""
+    if cap is not None:
+        samples = samples[: cap - n]
+    if n + samples.size > buffer.size:
+        grown = np.empty(max(2 * buffer.size, n + samples.size), dtype=np.float32)
+        grown[:n] = buffer[:n]
+        buffer = grown
+    buffer[n : n + samples.size] = samples
+    return buffer, n + samples.size
 
 
 def to_pcm16(signal: np.ndarray) -> bytes:
@@ -94,16 +117,24 @@ def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: i
     return weights.astype(np.float32)
 
 
-def log_mel(signal: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """log10 mel power spectrogram, float32 [frames, 80]; frames = 1 + len(signal) // 160 (centred windows)."""
+def log_mel(signal: np.ndarray, sample_rate: int = SAMPLE_RATE, chunk_frames: int = 2048) -> np.ndarray:
+    """log10 mel power spectrogram, float32 [frames, 80]; frames = 1 + len(signal) // 160 (centred windows).
+
+    Computed `chunk_frames` windows at a time into the output array, so the working memory is a few MB
+    whatever the signal's length (windowing every frame at once took ~30x the signal's size).
+    """
     pad = N_FFT // 2
-    padded = np.pad(signal.astype(np.float32), pad, mode="reflect" if signal.size > pad else "constant")
+    padded = np.pad(signal.astype(np.float32, copy=False), pad, mode="reflect" if signal.size > pad else "constant")
     n_frames = 1 + (padded.size - N_FFT) // HOP_LENGTH
-    idx = np.arange(N_FFT)[None, :] + HOP_LENGTH * np.arange(n_frames)[:, None]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]  # a view, no copy
     window = np.hanning(WIN_LENGTH + 1)[:-1].astype(np.float32)  # periodic Hann
-    power = np.abs(np.fft.rfft(padded[idx] * window, n=N_FFT, axis=1)) ** 2
-    mel = power.astype(np.float32) @ mel_filterbank(sample_rate).T
-    return np.log10(np.maximum(mel, 1e-10)).astype(np.float32)
+    bank = mel_filterbank(sample_rate).T
+    out = np.empty((n_frames, N_MELS), dtype=np.float32)
+    for start in range(0, n_frames, chunk_frames):
+        power = np.abs(np.fft.rfft(windows[start : start + chunk_frames] * window, n=N_FFT, axis=1)) ** 2
+        mel = power.astype(np.float32) @ bank
+        out[start : start + chunk_frames] = np.log10(np.maximum(mel, 1e-10))
+    return out
 
 
 @functools.cache

@@ -34,7 +34,7 @@ INPUT_COLUMNS = ("clip_id", "corpus", "sha256", "media_path", "media_form", "wid
 def extractor_version(cfg: ExtractConfig) -> str:
     """`<code version>+<hash of the settings that change the output>`, e.g. `1+3fa2c9d0`."""
     keys = ("n_frames", "frame_size", "crop_size", "keep_frames", "jpeg_quality", "face_detector", "face_weights")
-    keys += ("min_face_size", "audio")
+    keys += ("min_face_size", "audio", "max_audio_s")
     settings = json.dumps({k: str(getattr(cfg, k)) for k in keys}, sort_keys=True)
     return f"{EXTRACTOR_CODE_VERSION}+{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
@@ -162,8 +162,14 @@ class ClipExtractor:
             row["frames_jpeg"] = [encode_jpeg(f, cfg.jpeg_quality) for f in sampled.frames]
 
     def _audio(self, row: dict[str, Any], path: pathlib.Path) -> None:
+        """Audio columns of one clip: the first `max_audio_s` seconds (decoding stops there), as numpy, not lists.
+
+        The row holds the log-mel as a list of per-frame numpy rows and eGeMAPS as an array, which Arrow converts
+        without making a Python float per value; PCM, log-mel and eGeMAPS all cover the same kept window, and
+        `audio_duration_s` is its length (shorter than the clip's `duration_s` when the track was cut).
+        """
         try:
-            signal = audio.read_audio(path)
+            signal = audio.read_audio(path, max_seconds=self.cfg.max_audio_s)
         except audio.AudioError as err:
             row["audio_reason"] = err.code
             if err.code != "no_audio_stream":  # a silent video is a fact; a broken track is an error
@@ -174,8 +180,8 @@ class ClipExtractor:
             audio_sample_rate=audio.SAMPLE_RATE,
             audio_pcm16=audio.to_pcm16(signal),
             audio_duration_s=signal.size / audio.SAMPLE_RATE,
-            log_mel=audio.log_mel(signal).tolist(),
-            egemaps=audio.egemaps(signal).tolist(),
+            log_mel=list(audio.log_mel(signal)),
+            egemaps=audio.egemaps(signal),
         )
 
 
