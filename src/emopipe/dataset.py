@@ -47,6 +47,8 @@ SHARDED: dict[str, Layout] = {
 SCHEMA_OF = {"lineage": "row_lineage"}  # table name in a dataset -> schema file, where they differ
 # The tables whose rows make the dataset's content hash (quarantine without its run ids).
 DIGEST_TABLES = ("clips", "quarantine", "extraction", "splits", "labels", "agreement", "fused_labels")
+# Columns that measure a run rather than describe the data (labels.seconds: wall-clock time): not in the digest.
+MEASURED = {"labels": ("seconds",)}
 
 
 class DatasetError(ValueError):
@@ -303,6 +305,8 @@ class Dataset:
                     continue
                 if name == "quarantine":
                     table = table.drop_columns(["run_id"])
+                if measured := [c for c in MEASURED.get(name, ()) if c in table.column_names]:
+                    table = table.drop_columns(measured)  # wall-clock figures differ on every run
                 h.update(name.encode() + b"\0" + rows_digest(table).encode())
             self._digest = h.hexdigest()
         return self._digest

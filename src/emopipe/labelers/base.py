@@ -37,8 +37,12 @@ INPUTS = {
     "fer": ("face_crops_jpeg",),
     "hf_video": ("frames_jpeg",),
     "hf_audio": ("audio_pcm16",),
-    "video_llm": ("frames_jpeg", "audio_pcm16"),
+    "video_llm": ("frames_jpeg", "frame_times_s", "audio_pcm16"),
 }
+
+
+class LabelerError(ValueError):
+    """A configured labeler cannot run (missing or unsupported checkpoint, missing extra): one line, exit 2."""
 
 
 @dataclass
@@ -52,6 +56,8 @@ class LabelResult:
     raw_output: str | None = None
     abstain_reason: str | None = None
     n_inputs: int | None = None
+    generated_tokens: int | None = None
+    seconds: float | None = None
     error: str | None = None
     error_detail: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,9 +119,36 @@ class Labeler(abc.ABC):
         """One result per features row, in order."""
 
 
-def make_labeler(spec: LabelerSpec, device: str = "cpu") -> Labeler:
+def _kind_class(spec: LabelerSpec) -> type[Labeler]:
     module, _, cls = KINDS[spec.kind].partition(":")
-    return getattr(importlib.import_module(module), cls)(spec, device)
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_labeler(spec: LabelerSpec, device: str = "cpu") -> Labeler:
+    return _kind_class(spec)(spec, device)
+
+
+def check(spec: LabelerSpec) -> None:
+    """Raise LabelerError, naming the labeler, its folder and what is wrong, if `spec` cannot be loaded.
+
+    Cheap (file names and small JSON files): call it before any actor starts. Kinds without their own check only
+    need an existing model folder.
+    """
+    if spec.kind == "video_llm":
+        from emopipe.labelers import video_llm
+
+        video_llm.check(spec)
+    elif spec.path is not None and not pathlib.Path(spec.path).is_dir():
+        raise LabelerError(f"label_clips.labelers[{spec.name}]: model folder {spec.path} does not exist")
+
+
+def spec_version(spec: LabelerSpec) -> str | None:
+    """The version a kind computes from its spec alone (no model loaded), or None where it is the folder's hash."""
+    if spec.kind == "video_llm":
+        from emopipe.labelers import video_llm
+
+        return video_llm.version_of(spec)
+    return None
 
 
 class LabelWorker:
@@ -132,7 +165,8 @@ class LabelWorker:
         torch.set_num_threads(1)
         if device is None:
             device = "cuda" if cfg.num_gpus and torch.cuda.is_available() else "cpu"
-        self.labelers = [make_labeler(spec, device) for spec in cfg.labelers]
+        # labelers on the vllm engine run in Ray Data LLM's own engine actors (labelers.vllm_engine), not here
+        self.labelers = [make_labeler(spec, device) for spec in cfg.labelers if spec.engine == "transformers"]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()

@@ -9,7 +9,14 @@ emotion in `<answer>...</answer>`. The parser never guesses:
   "not angry") with `unknown_emotion`;
 - without an `<answer>` tag, the output counts only if, once the `<think>` block is removed, it is a bare word or a
   short phrase mapping to one class (HumanOmni-style baselines answer `fear` or `Happy.`); anything else is
-  `no_answer`.
+  `no_answer`;
+- a generation cut off by its token budget counts only if its answer was closed (`</answer>`) before the cut: an
+  open answer may have been about to say "happy and sad", so it is the abstention `truncated`.
+
+R1-Omni itself scores a reply by exact match of the `<answer>` text with the label word (its `grpo.py` accuracy
+reward; `humanomni/eval/eval_mafw_dfew.py` compares the whole reply of the baselines); the words it answers with
+(happy, angry, sad, neutral, surprise, disgust, fear, contemptuous, disappointed, helpless, anxious) are all in the
+taxonomy's synonyms.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ R1_OMNI_PROMPT = (
     "tags."
 )
 
-ABSTAIN_REASONS = ("empty_output", "no_answer", "unknown_emotion", "multiple_emotions")
+ABSTAIN_REASONS = ("empty_output", "no_answer", "unknown_emotion", "multiple_emotions", "truncated")
 # Longest untagged output (in words, reasoning removed) read as a bare answer: "The most obvious emotion is fear."
 MAX_BARE_WORDS = 12
 
@@ -36,6 +43,8 @@ _ANSWER = re.compile(r"<\s*answer\s*>(.*?)(?:<\s*/\s*answer\s*>|$)", _FLAGS)
 # <think> ... </think>; an unclosed block runs to the next <answer> tag or to the end of the text
 _THINK = re.compile(r"<\s*think\s*>(.*?)(?:<\s*/\s*think\s*>|(?=<\s*answer\s*>)|$)", _FLAGS)
 _THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", re.IGNORECASE)
+_ANSWER_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^<>]*>")
 _MARKDOWN = re.compile(r"[*_`#~]")
 # Phrases that may introduce the emotion word; stripped from the front, repeatedly ("Final answer: emotion: anger").
@@ -85,6 +94,12 @@ def _rationale(text: str) -> str | None:
         blocks = [text[: match.start()].strip()]
     blocks = [b for b in blocks if b]
     return blocks[-1] if blocks else None
+
+
+def _closed_answer(text: str) -> bool:
+    """Whether the last `<answer>` block of text is closed (False without any)."""
+    opens = list(_ANSWER_OPEN.finditer(text))
+    return bool(opens) and _ANSWER_CLOSE.search(text, opens[-1].end()) is not None
 
 
 def _without_reasoning(text: str) -> str:
@@ -141,17 +156,22 @@ def classify(answer: str, taxonomy: Taxonomy) -> tuple[str | None, str | None]:
     return known.pop(), None
 
 
-def parse_llm_output(text: str | None, taxonomy: Taxonomy | None = None) -> ParsedAnswer:
+def parse_llm_output(text: str | None, taxonomy: Taxonomy | None = None, *, truncated: bool = False) -> ParsedAnswer:
     """Parse one video-LLM output (R1-Omni `<think>`/`<answer>` format, or a bare emotion word).
 
     Args:
         text: the model's decoded output; None or blank abstains with `empty_output`.
         taxonomy: the taxonomy whose synonyms map answer words; default `schemas.taxonomy()`.
+        truncated: the generation stopped at its token budget, not at an end-of-turn token. The output then
+            counts only when an `<answer>` block was closed; otherwise it abstains with `truncated`.
     """
     if text is None or not text.strip():
-        return ParsedAnswer(None, None, None, "empty_output")
+        return ParsedAnswer(None, None, None, "truncated" if truncated else "empty_output")
     tax = taxonomy or schemas.taxonomy()
     rationale = _rationale(text)
+    if truncated and not _closed_answer(text):
+        answers = [m.group(1).strip() for m in _ANSWER.finditer(text)]
+        return ParsedAnswer(None, rationale, answers[-1] if answers else None, "truncated")
     answers = [m.group(1) for m in _ANSWER.finditer(text)]
     if answers:
         answer = answers[-1].strip()

