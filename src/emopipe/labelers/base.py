@@ -8,6 +8,7 @@ model becomes `error` on that clip's row.
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import importlib
 import json
@@ -64,14 +65,38 @@ class LabelResult:
 
 
 def folder_version(path: str | pathlib.Path) -> str:
-    """A short content hash of a model folder's config and weight files: the labeler's version."""
+    """A short content hash of a model folder's config and weight files: the labeler's version.
+
+    Each file's sha256 is remembered by (path, size, modification time) in the user's cache
+    (emopipe.weights.cache_dir()), so a 15 GB checkpoint is read once, not by the driver and every worker of
+    every run.
+    """
+    from emopipe.sources import hashcache
+    from emopipe.weights import cache_dir
+
+    cache = cache_dir() / "file-sha256.parquet"
+    known = hashcache.load(cache)
     digest = hashlib.sha256()
+    seen: dict[str, hashcache.Record] = {}
     for f in sorted(pathlib.Path(path).rglob("*")):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".pt", ".model", ".txt"}:
-            digest.update(f.name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+            st = f.stat()
+            key = str(f.resolve())
+            hit = known.get(key)
+            if hit is not None and (hit[0], hit[1]) == (st.st_size, st.st_mtime_ns):
+                sha = hit[2]
+            else:
+                h = hashlib.sha256()
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+                sha = h.hexdigest()
+            seen[key] = (st.st_size, st.st_mtime_ns, sha)
+            digest.update(f.relative_to(path).as_posix().encode() + b"\0" + sha.encode())
+    if any(known.get(k) != v for k, v in seen.items()):
+        with contextlib.suppress(OSError):  # a read-only home: versions are still right, only slower
+            kept = {k: v for k, v in {**known, **seen}.items() if pathlib.Path(k).exists()}  # forget deleted files
+            hashcache.save(kept, cache)
     return digest.hexdigest()[:12]
 
 
