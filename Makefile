@@ -19,7 +19,8 @@ export OPENBLAS_NUM_THREADS := 1
 export AIRFLOW__OPENLINEAGE__NAMESPACE ?= emopipe
 export AIRFLOW__OPENLINEAGE__EXTRACTORS ?= emopipe.lineage.Extractor
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(CURDIR)/work/openlineage.jsonl", "append": true}
-export AIRFLOW__LOGGING__NAMESPACE_LEVELS ?= airflow.providers.openlineage=WARNING openlineage=WARNING
+export AIRFLOW__LOGGING__NAMESPACE_LEVELS ?= airflow.providers.openlineage=WARNING
+export OPENLINEAGE_CLIENT_LOGGING ?= WARNING
 
 .PHONY: install browser run test test-fast bench lint lock clean
 

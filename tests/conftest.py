@@ -35,7 +35,8 @@ os.environ["AIRFLOW__OPENLINEAGE__EXTRACTORS"] = "emopipe.lineage.Extractor"
 os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
     {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
 )
-os.environ["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] = "airflow.providers.openlineage=WARNING openlineage=WARNING"
+os.environ["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] = "airflow.providers.openlineage=WARNING"  # no line per event
+os.environ["OPENLINEAGE_CLIENT_LOGGING"] = "WARNING"  # the client sets its own logger's level from this
 os.environ.pop("EMOPIPE_PARAMS", None)
 
 TINY_DEMO = {"actors": 2, "seconds": 0.6, "width": 96, "height": 72, "fps": 10, "audio_only": True, "faults": True}

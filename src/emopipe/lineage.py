@@ -65,21 +65,17 @@ class Ref:
 _REPORTED: dict[tuple, dict[str, dict[tuple[str, str], Ref]]] = {}
 
 
-def _best_effort(default: Any = None) -> Callable:
-    """Lineage must never fail or stop a task: any error becomes one warning and `default`."""
+def _best_effort(fn: Callable[..., None]) -> Callable[..., None]:
+    """Lineage must never fail or stop a task: any error in `fn` becomes one warning."""
 
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - advisory metadata: whatever broke, the task goes on
-                log.warning("lineage: %s left out (%s: %s)", fn.__name__, type(err).__name__, err)
-                return default() if callable(default) else default
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - advisory metadata: whatever broke, the task goes on
+            log.warning("lineage: %s left out (%s: %s)", fn.__name__, type(err).__name__, err)
 
-        return run
-
-    return wrap
+    return run
 
 
 # ------------------------------------------------------------------------------------------------ naming
@@ -107,7 +103,7 @@ def location(where: str | pathlib.Path, local: str | None = None) -> tuple[str, 
         if parts.scheme in {"s3", "s3a", "gs", "gcs", "abfs", "abfss", "wasbs", "azure"}:
             return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
         return f"{parts.scheme}://{parts.netloc}", parts.path or "/"
-    path = parts.path if parts.scheme == "file" else text
+    path = urllib.parse.unquote(parts.path) if parts.scheme == "file" else text
     return (local or namespace()), str(pathlib.Path(path).resolve())
 
 
@@ -208,7 +204,7 @@ def _current_key() -> tuple | None:
         return None
 
 
-@_best_effort()
+@_best_effort
 def report(inputs: Iterable[Ref] = (), outputs: Iterable[Ref] = ()) -> None:
     """Record datasets the running task read or wrote (added to what it reported before; a no-op outside a task)."""
     key = _current_key()
@@ -228,7 +224,7 @@ def reported(ti: Any) -> tuple[list[Ref], list[Ref]] | None:
     return list(seen["inputs"].values()), list(seen["outputs"].values())
 
 
-@_best_effort()
+@_best_effort
 def stage(inputs: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
     """A stage task read the tables of the `inputs` folders and wrote those of the `outputs` folders."""
     report(
@@ -237,13 +233,13 @@ def stage(inputs: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
     )
 
 
-@_best_effort()
+@_best_effort
 def ingested(folder: str) -> None:
     """The ingest task read the corpus roots recorded in its output folder and wrote that folder's tables."""
     report(inputs=corpora(folder), outputs=tables(folder))
 
 
-@_best_effort()
+@_best_effort
 def published(publish_json: str) -> None:
     """The publish task wrote the version named in its publish.json (also when it was unchanged: the same one)."""
     from emopipe import io
@@ -252,7 +248,7 @@ def published(publish_json: str) -> None:
     report(outputs=release(rec["data_repo"], rec.get("remote"), rec["version"], rec.get("commit")))
 
 
-@_best_effort()
+@_best_effort
 def checked_out(tag: str, dataset_dir: str) -> None:
     """A checkout read a published version (the clone's origin at its HEAD) and wrote the clone's tables."""
     from emopipe import versioning
@@ -263,13 +259,13 @@ def checked_out(tag: str, dataset_dir: str) -> None:
     report(inputs=release(origin, None, tag, commit), outputs=tables(dataset_dir))
 
 
-@_best_effort()
+@_best_effort
 def audited(result: dict[str, Any]) -> None:
     """The bias audit wrote its report, datasheet and bias.json (what `refresh.bias_audit` returned)."""
     report(outputs=paths(*(result[k] for k in ("report", "datasheet", "metrics"))))
 
 
-@_best_effort()
+@_best_effort
 def run_report(rep: dict[str, Any]) -> None:
     """The run report read the clips and quarantine of the run's last stage, the gate result and publish.json."""
     run_dir = pathlib.Path(rep["run_dir"])
@@ -278,7 +274,7 @@ def run_report(rep: dict[str, Any]) -> None:
     report(inputs=read, outputs=paths(run_dir / "report.json", run_dir / "report.md"))
 
 
-@_best_effort()
+@_best_effort
 def scanned(change: dict[str, Any]) -> None:
     """The footage scan read the corpus roots (a stat per file)."""
     report(inputs=paths(*change.get("roots", {}).values()))

@@ -31,3 +31,9 @@ def names(datasets: list[dict[str, Any]]) -> set[str]:
 
 def by_name(datasets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {d["name"]: d for d in datasets}
+
+
+def last_try(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of a task's last try (a try that failed and was retried has its own START and FAIL)."""
+    tries = [e["run"]["facets"]["airflow"]["taskInstance"]["try_number"] for e in events]
+    return [e for e, n in zip(events, tries, strict=True) if n == max(tries)]
