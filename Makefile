@@ -13,6 +13,14 @@ export RAY_AUTH_TOKEN_PATH := $(CURDIR)/work/.ray/auth_token
 export RAY_USAGE_STATS_ENABLED := 0
 export DVC_NO_ANALYTICS := 1
 export OPENBLAS_NUM_THREADS := 1
+# OpenLineage (Airflow's provider + emopipe.lineage.Extractor for the datasets): one START and one COMPLETE/FAIL
+# event per task, appended to work/openlineage.jsonl unless a transport is set (README, "Lineage": Marquez).
+# The provider's per-event INFO lines are kept out of the task logs; a failed emission still logs one warning.
+export AIRFLOW__OPENLINEAGE__NAMESPACE ?= emopipe
+export AIRFLOW__OPENLINEAGE__EXTRACTORS ?= emopipe.lineage.Extractor
+export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(CURDIR)/work/openlineage.jsonl", "append": true}
+export AIRFLOW__LOGGING__NAMESPACE_LEVELS ?= airflow.providers.openlineage=WARNING
+export OPENLINEAGE_CLIENT_LOGGING ?= WARNING
 
 .PHONY: install browser run test test-fast bench lint lock clean
 
@@ -32,6 +40,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 run: install
+	mkdir -p work
 	$(BIN)/airflow db migrate > /dev/null
 	$(BIN)/airflow dags test emotion_dataset_refresh > work-dag-run.log 2>&1 || { tail -n 60 work-dag-run.log; exit 1; }
 	$(BIN)/emopipe --quiet report

@@ -26,17 +26,23 @@ from airflow.sdk import Param, dag, task
 def bias_audit():
     @task
     def checkout(params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.checkout_version(params["params_file"], run_id, params["tag"])
+        out = refresh.checkout_version(params["params_file"], run_id, params["tag"])
+        lineage.checked_out(params["tag"], out)
+        return out
 
     @task(retries=0)  # a failed bias check is a fact about the data: retrying cannot change it
     def audit(dataset_dir: str, params=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
+        lineage.stage(inputs=[dataset_dir])
         result = refresh.bias_audit(params["params_file"], run_id, params["tag"], dataset_dir, params["attributes"])
+        lineage.audited(result)
         if not result["success"]:
             failures = "\n".join(result["blocking_failures"])
             raise AirflowFailException(f"bias audit of {params['tag']} failed; report {result['report']}\n{failures}")

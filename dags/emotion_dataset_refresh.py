@@ -37,45 +37,67 @@ DATASET = Asset("emopipe_dataset")  # updated by publish when a new version is t
 def emotion_dataset_refresh():
     @task
     def ingest(params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.ingest(params["params_file"], run_id, params.get("forget_subjects") or [])
+        out = refresh.ingest(params["params_file"], run_id, params.get("forget_subjects") or [])
+        lineage.ingested(out)
+        return out
 
     @task
     def probe_clips(ingest_dir: str, params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.probe_clips(params["params_file"], run_id, ingest_dir)
+        lineage.stage(inputs=[ingest_dir])
+        out = refresh.probe_clips(params["params_file"], run_id, ingest_dir)
+        lineage.stage(outputs=[out])
+        return out
 
     @task
     def extract_features(probe_dir: str, params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.extract_features(params["params_file"], run_id, probe_dir)
+        lineage.stage(inputs=[probe_dir])
+        out = refresh.extract_features(params["params_file"], run_id, probe_dir)
+        lineage.stage(outputs=[out])
+        return out
 
     @task
     def label_clips(extract_dir: str, params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.label_clips(params["params_file"], run_id, extract_dir)
+        lineage.stage(inputs=[extract_dir])
+        out = refresh.label_clips(params["params_file"], run_id, extract_dir)
+        lineage.stage(outputs=[out])
+        return out
 
     @task
     def validate(probe_dir: str, params=None, run_id=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
+        lineage.stage(inputs=[probe_dir])
         try:
-            return refresh.validate(params["params_file"], run_id, probe_dir)
+            out = refresh.validate(params["params_file"], run_id, probe_dir)
         except refresh.GateFailed as err:
+            lineage.stage(outputs=[err.out])  # the failed gate's reports
             raise AirflowFailException(str(err)) from err  # bad data: fail now, retrying cannot help
+        lineage.stage(outputs=[out])
+        return out
 
     @task(outlets=[DATASET])
     def publish(validated_dir: str, params=None, run_id=None, outlet_events=None) -> str:
-        from emopipe import io
+        from emopipe import io, lineage
         from emopipe.pipelines import refresh
 
+        lineage.stage(inputs=[validated_dir])
         out = refresh.publish(params["params_file"], run_id, validated_dir)
+        lineage.published(out)
         outcome = io.read_json(out)
         outlet_events[DATASET].extra = {"version": outcome["version"], "created": outcome["created"]}
         return out
@@ -84,9 +106,11 @@ def emotion_dataset_refresh():
     def report(params=None, run_id=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
         rep = refresh.report(params["params_file"], run_id)
+        lineage.run_report(rep)
         summary = refresh.render_report(rep)
         if rep["outcome"] not in {"published", "unchanged"}:
             raise AirflowFailException(f"run {run_id} did not publish ({rep['outcome']}):\n{summary}")

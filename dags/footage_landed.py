@@ -27,9 +27,11 @@ def footage_landed():
     def scan(params=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
         change = refresh.new_media(params["params_file"])
+        lineage.scanned(change)
         if not (change["added"] or change["changed"] or change["removed"]):
             raise AirflowSkipException("no new, changed or removed media since the last refresh")
         outlet_events[FOOTAGE].extra = change

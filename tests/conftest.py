@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -24,6 +25,18 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ["DVC_SITE_CACHE_DIR"] = str(_STATE / "dvc-site")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
+# OpenLineage events of every DAG run in the session go to one file, never to a backend set in the environment.
+OPENLINEAGE_EVENTS = _STATE / "openlineage" / "events.jsonl"
+OPENLINEAGE_EVENTS.parent.mkdir()
+for _name in [k for k in os.environ if k.startswith(("AIRFLOW__OPENLINEAGE__", "OPENLINEAGE"))]:
+    del os.environ[_name]  # a config_path, a connection or OPENLINEAGE_URL would take precedence over the file
+os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "emopipe"
+os.environ["AIRFLOW__OPENLINEAGE__EXTRACTORS"] = "emopipe.lineage.Extractor"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+    {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
+)
+os.environ["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] = "airflow.providers.openlineage=WARNING"  # no line per event
+os.environ["OPENLINEAGE_CLIENT_LOGGING"] = "WARNING"  # the client sets its own logger's level from this
 os.environ.pop("EMOPIPE_PARAMS", None)
 
 TINY_DEMO = {"actors": 2, "seconds": 0.6, "width": 96, "height": 72, "fps": 10, "audio_only": True, "faults": True}

@@ -10,9 +10,12 @@ import sys
 
 import pytest
 from tests.conftest import write_params
+from tests.e2e import lineage_events
+from tests.e2e.lineage_events import by_name, names
 
 from emopipe import versioning
 from emopipe.config import load_params
+from emopipe.dataset import schema_of
 
 pytestmark = [pytest.mark.airflow, pytest.mark.ray]
 
@@ -57,6 +60,46 @@ def _sha(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+REFRESH_TASKS = ("ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "report")
+
+
+def _refresh_lineage(params_file: pathlib.Path, report: dict) -> dict[str, list[dict]]:
+    """The run's OpenLineage events per task, after checking each task has one START and one COMPLETE."""
+    tasks = lineage_events.runs(params_file, "emotion_dataset_refresh")[report["run_id"]]
+    assert set(tasks) == set(REFRESH_TASKS)
+    for task, events in tasks.items():
+        assert [e["eventType"] for e in lineage_events.last_try(events)] == ["START", "COMPLETE"], task
+        assert {e["job"]["namespace"] for e in events} == {"emopipe"}, task
+    return {task: events[-1] for task, events in tasks.items()}
+
+
+def _check_refresh_lineage(done: dict[str, dict], report: dict, params, version: str) -> None:
+    """Each task names what it read and wrote; what a task wrote is what the next one read, by the same names."""
+    run_dir = pathlib.Path(report["run_dir"]).resolve()
+    ins = {t: names(e["inputs"]) for t, e in done.items()}
+    outs = {t: names(e["outputs"]) for t, e in done.items()}
+    datasets = [d for e in done.values() for d in e["inputs"] + e["outputs"]]
+    assert {d["namespace"] for d in datasets} == {"file"}
+    assert ins["ingest"] == {str(pathlib.Path(root).resolve()) for root in report["corpora"].values()}
+    assert {f"{run_dir}/ingest/clips", f"{run_dir}/ingest/quarantine"} <= outs["ingest"]
+    chain = ("ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish")
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert ins[after] == outs[before], (before, after)
+    features = by_name(done["extract_features"]["outputs"])[f"{run_dir}/extract_features/features"]
+    assert features["outputFacets"]["outputStatistics"]["rowCount"] == report["clips"]
+    assert [f["name"] for f in features["facets"]["schema"]["fields"]] == schema_of("features").names
+    assert {f"{run_dir}/label_clips/labels", f"{run_dir}/label_clips/agreement"} <= outs["label_clips"]
+    assert {f"{run_dir}/validate/validation.json", f"{run_dir}/validate/reports/class_balance"} <= outs["validate"]
+    released = by_name(done["publish"]["outputs"])
+    assert set(released) == {
+        str(params.publish.data_repo.resolve()),
+        str(pathlib.Path(params.publish.remote).resolve()),
+    }
+    assert {d["facets"]["version"]["datasetVersion"] for d in released.values()} == {version}
+    assert outs["report"] == {f"{run_dir}/report.json", f"{run_dir}/report.md"}
+    assert {f"{run_dir}/validate/validation.json", f"{run_dir}/publish.json"} <= ins["report"]
+
+
 def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     params_file = write_params(tmp_path)  # root: null -> the DAG generates the tiny demo corpus
     proc = _dags_test(params_file)
@@ -72,6 +115,12 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     }
     assert "state=success" in proc.stdout + proc.stderr
     assert pathlib.Path(report["gate"]["data_docs"].removeprefix("file://")).is_file()
+    assert "OpenLineage" not in proc.stdout + proc.stderr  # the provider emits quietly: nothing failed, no chatter
+
+    # OpenLineage: every task's datasets, and the publish task's version = the tag and the commit it points at.
+    commit = versioning.git(params.publish.data_repo, "rev-parse", "v1^{commit}").strip()
+    assert report["publish"]["commit"] == commit
+    _check_refresh_lineage(_refresh_lineage(params_file, report), report, params, f"v1@{commit}")
 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(params.publish.data_repo), str(clone)], check=True)
@@ -98,6 +147,18 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     assert "state=success" in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
     (audit_dir,) = (params.work_dir / "audits").glob("v1__*")
     dag_metrics = json.loads((audit_dir / "bias.json").read_text())
+    (audit_run,) = lineage_events.runs(params_file, "bias_audit").values()
+    assert {t: [e["eventType"] for e in lineage_events.last_try(events)] for t, events in audit_run.items()} == {
+        "checkout": ["START", "COMPLETE"],
+        "audit": ["START", "COMPLETE"],
+    }
+    checkout, audit = audit_run["checkout"][-1], audit_run["audit"][-1]
+    (pulled,) = checkout["inputs"]  # the dataset and version the publish task wrote
+    assert pulled["name"] == str(params.publish.data_repo.resolve())
+    assert pulled["facets"]["version"]["datasetVersion"] == f"v1@{commit}"
+    assert f"{audit_dir.resolve()}/checkout/dataset/clips" in names(checkout["outputs"])
+    assert names(audit["inputs"]) == names(checkout["outputs"])
+    assert f"{audit_dir.resolve()}/bias.json" in names(audit["outputs"])
     assert dag_metrics["label_dependence"]["ravdess"]["gender"]["n_clips"] > 0
     assert "fer@" in next(iter(dag_metrics["model_parity"]))
     cli = subprocess.run(
@@ -115,6 +176,8 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     report = _report(params)
     assert report["outcome"] == "unchanged", proc.stdout[-3000:]
     assert versioning.versions(params.publish.data_repo, "v") == ["v1"]
+    publish = _refresh_lineage(params_file, report)["publish"]
+    assert {d["facets"]["version"]["datasetVersion"] for d in publish["outputs"]} == {f"v1@{commit}"}
     assert report["extraction"]["n_extracted"] == 0  # every clip's features came from the first run
     assert report["extraction"]["n_reused"] == report["clips"]
 
@@ -132,6 +195,12 @@ def test_gate_failure_stops_the_dag_and_publishes_nothing(airflow_db, tiny_corpu
     assert versioning.versions(params.publish.data_repo, "v") == []
     out = proc.stdout + proc.stderr
     assert "state=failed" in out and "class disgust in ravdess" in out
+    tasks = lineage_events.runs(params_file, "emotion_dataset_refresh")[report["run_id"]]
+    assert "publish" not in tasks
+    (failed,) = [e for e in tasks["validate"] if e["eventType"] == "FAIL"]  # what the refused gate read and wrote
+    gate_dir = pathlib.Path(report["run_dir"]).resolve() / "validate"
+    assert names(failed["inputs"]) == names(tasks["label_clips"][-1]["outputs"])
+    assert {f"{gate_dir}/validation.json", f"{gate_dir}/clips"} <= names(failed["outputs"])
     run_dir = pathlib.Path(report["run_dir"])
     assert "BLOCKING" in (run_dir / "report.md").read_text()
     shutil.rmtree(run_dir)

@@ -30,7 +30,11 @@ HASHES = "state/hashes.parquet"  # <work_dir>/state/...: (path, size, mtime) -> 
 
 
 class GateFailed(RuntimeError):
-    """The quality gate has blocking failures; the message is the gate summary."""
+    """The quality gate has blocking failures; the message is the gate summary, `out` the gate's folder."""
+
+    def __init__(self, summary: str, out: str | None = None) -> None:
+        super().__init__(summary)
+        self.out = out
 
 
 def params_path(value: str | None = None) -> pathlib.Path:
@@ -139,7 +143,8 @@ def new_media(params_file: str | None) -> dict[str, Any]:
     from emopipe.pipelines import ingest as ingest_pipeline
 
     params = load(params_file)
-    now = media_snapshot(ingest_pipeline.configured_sources(params))
+    sources = ingest_pipeline.configured_sources(params)
+    now = media_snapshot(sources)
     pointer = params.work_dir / "runs" / "MEDIA.json"
     before = io.read_json(pointer) if pointer.is_file() else {}
     added = sorted(set(now) - set(before))
@@ -151,6 +156,7 @@ def new_media(params_file: str | None) -> dict[str, Any]:
         "removed": len(removed),
         "examples": (added + changed + removed)[:10],
         "since_last_refresh": pointer.is_file(),
+        "roots": {src.corpus: str(src.root) for src in sources},  # what was scanned (lineage)
     }
 
 
@@ -218,7 +224,7 @@ def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
     out = params.run_dir(run_id) / "validate"
     result = gate.run(params, pathlib.Path(probe_dir), out, run_id)
     if not result.success:
-        raise GateFailed(result.summary())
+        raise GateFailed(result.summary(), str(out))
     return str(out)
 
 
@@ -276,6 +282,7 @@ def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
             "created": res.created,
             "message": res.message,
             "data_repo": str(res.data_repo),
+            "commit": versioning.git(res.data_repo, "rev-parse", f"{res.version}^{{commit}}").strip(),
             "remote": params.publish.remote,
         },
     )
@@ -304,6 +311,7 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     if stage is not None:
         from emopipe.sources import protocol
 
+        rep["dataset_dir"] = str(stage)
         try:
             ds = Dataset.open(stage)
             clips, quarantine = ds.clips, ds.quarantine.to_pylist()
