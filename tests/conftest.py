@@ -52,6 +52,9 @@ def write_params(folder: pathlib.Path, **sections) -> pathlib.Path:
         "label_clips": {"num_workers": 2, "batch_size": 16, "num_cpus": 2},
         "validate": {"min_clips": 10},
         "publish": {"data_repo": "work/data-repo", "remote": "work/dvc-remote"},
+        # Stages compute in the test's own process unless a test asks for Ray (`ray={"executor": "ray"}`): Ray's
+        # start-up is what the Ray tests check, not what every pipeline test should pay.
+        "ray": {"executor": "in-process"},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

@@ -101,11 +101,18 @@ def _check_refresh_lineage(done: dict[str, dict], report: dict, params, version:
 
 
 def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
-    params_file = write_params(tmp_path)  # root: null -> the DAG generates the tiny demo corpus
+    # root: null -> the DAG generates the tiny demo corpus; more than 8 new rows -> a stage runs as a Ray job
+    params_file = write_params(tmp_path, ray={"executor": "auto", "local_below_rows": 8})
     proc = _dags_test(params_file)
     params = load_params(params_file)
     report = _report(params)
     assert report["outcome"] == "published", proc.stdout[-3000:] + proc.stderr[-3000:]
+    executors = {s["stage"]: s["executor"] for s in report["stages"]}
+    assert executors == {"probe_clips": "ray", "extract_features": "ray", "label_clips": "ray"}
+    run_dir = pathlib.Path(report["run_dir"])
+    heads = [line for line in (run_dir / "ray-head.log").read_text().splitlines() if "Started a local Ray" in line]
+    assert len(heads) == 1  # one local Ray for the whole run, shared by its three Ray stages
+    assert not (run_dir / "ray-head.json").exists()  # and stopped by the report task
     assert report["publish"]["version"] == "v1"
     assert report["quarantine_by_reason"] == {
         "bad_name": 1,
@@ -180,6 +187,11 @@ def test_refresh_publishes_and_a_clone_reproduces_it(airflow_db, tmp_path):
     assert {d["facets"]["version"]["datasetVersion"] for d in publish["outputs"]} == {f"v1@{commit}"}
     assert report["extraction"]["n_extracted"] == 0  # every clip's features came from the first run
     assert report["extraction"]["n_reused"] == report["clips"]
+    # nothing new: no stage computed a row, so none started Ray or loaded a model
+    assert {s["stage"]: (s["n_processed"], s["executor"]) for s in report["stages"]} == {
+        "probe_clips": (0, "none"), "extract_features": (0, "none"), "label_clips": (0, "none")
+    }  # fmt: skip
+    assert not (pathlib.Path(report["run_dir"]) / "ray-head.log").exists()
 
 
 def test_gate_failure_stops_the_dag_and_publishes_nothing(airflow_db, tiny_corpus, tmp_path):
