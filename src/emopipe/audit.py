@@ -33,9 +33,11 @@ class AuditResult:
     out_dir: pathlib.Path
 
 
-def known_attributes(ds: Dataset, attributes: tuple[str, ...]) -> None:
+def known_attributes(attributes: tuple[str, ...]) -> None:
     """Every attribute asked for is a column of the clips table (their pairwise intersections are audited too)."""
-    columns = set(ds.clips.column_names)
+    from emopipe import schemas
+
+    columns = set(schemas.CLIPS.names)
     if unknown := [a for a in attributes if a not in columns]:
         raise ValueError(f"unknown attributes {unknown}: not columns of the clips table (e.g. gender, age_group)")
 
@@ -54,7 +56,7 @@ def audit_dataset(
     from emopipe.quality.validate import validate_tables
 
     if attributes:
-        known_attributes(ds, attributes)
+        known_attributes(attributes)
     out_dir = pathlib.Path(out_dir)
     tables = metrics.bias_tables(ds, params.validate, attributes)
     gate = validate_tables(tables, params, run_name=run_name)
@@ -83,6 +85,8 @@ def audit_version(
 
     from emopipe import versioning
 
+    if attributes:
+        known_attributes(attributes)  # before pulling anything
     out_dir = pathlib.Path(out_dir)
     shutil.rmtree(out_dir / "checkout", ignore_errors=True)
     clone = versioning.checkout(params, tag, out_dir / "checkout")

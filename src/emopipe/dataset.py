@@ -488,9 +488,9 @@ class DatasetWriter:
         self._release()
 
     def _release(self) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        if self._lock is not None:
+            _unlock(self._lock)
+            self._lock = None
 
 
 def _version(schema: pa.Schema) -> dict[str, str]:
@@ -498,8 +498,16 @@ def _version(schema: pa.Schema) -> dict[str, str]:
     return {"schema_version": meta.get(b"version", b"?").decode()}
 
 
-def _lock(path: pathlib.Path) -> Any:
-    """An exclusive lock on `path` (a file beside it); DatasetBusy when another process holds it."""
+_HELD: dict[str, list[Any]] = {}  # folder -> [lock file, holders in this process]
+
+
+def _lock(path: pathlib.Path) -> str:
+    """An exclusive lock on writing the folder `path` (a file beside it), re-entrant within this process; raises
+    DatasetBusy when another process holds it. Returns the key to give `_unlock`."""
+    key = str(pathlib.Path(path).resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
     lock_path = path.parent / f".{path.name}.lock"
     fh = lock_path.open("a+")
     try:
@@ -513,4 +521,30 @@ def _lock(path: pathlib.Path) -> Any:
     fh.truncate()
     fh.write(f"emopipe pid {os.getpid()}")
     fh.flush()
-    return fh
+    _HELD[key] = [fh, 1]
+    return key
+
+
+def _unlock(key: str) -> None:
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            held[0].close()
+
+
+@contextlib.contextmanager
+def claim(path: str | pathlib.Path) -> Iterator[None]:
+    """Hold the write lock of a dataset folder for a whole command (its scan and its write): a second emopipe
+    process writing the same folder meanwhile fails at once with DatasetBusy instead of mixing their work."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = _lock(path)
+    try:
+        yield
+    finally:
+        _unlock(key)

@@ -493,6 +493,8 @@ def checkout(params: Params, tag: str, dest: pathlib.Path) -> pathlib.Path:
     if tag not in versions(repo, params.publish.tag_prefix):
         raise ValueError(f"no published version {tag!r} in {repo}")
     dest = pathlib.Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ValueError(f"{dest} already exists and is not an empty folder: check out into a new one")
     _run(["git", "clone", "-q", str(repo.resolve()), str(dest)], repo.parent)
     git(dest, "-c", "advice.detachedHead=false", "checkout", "-q", tag)
     with remotes.credentials(params.publish.remote, params.publish.aws_conn_id):

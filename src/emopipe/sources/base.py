@@ -16,6 +16,14 @@ from emopipe import schemas
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
+
+
+def announce(progress: ProgressFn | None, total: int) -> None:
+    """Tell a progress display how many items the scan is about to report (when it can take a total)."""
+    if progress is not None and hasattr(progress, "set_total"):
+        progress.set_total(total)
+
+
 MAX_PATH_CHARS = 240  # a quarantine `path` longer than this keeps its head and tail (the file name)
 MAX_DETAIL_CHARS = 400
 # A garbage file (a JPEG renamed set_1.csv) would otherwise give one row per line: the quarantine keeps this many

@@ -28,7 +28,16 @@ from typing import Any
 
 from emopipe import schemas
 from emopipe.sources import files, protocol
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, check_name, finish_scan, guard, printable
+from emopipe.sources.base import (
+    InvalidInput,
+    ProgressFn,
+    ScanResult,
+    announce,
+    check_name,
+    finish_scan,
+    guard,
+    printable,
+)
 from emopipe.sources.text import decode_lines
 
 log = logging.getLogger(__name__)
@@ -305,6 +314,7 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
     tax = schemas.taxonomy()
     to_canonical = tax.native_to_canonical(CORPUS)
     rows = []
+    announce(progress, len(media))
     for clip, (rel, form) in sorted(media.items()):
         with guard(problems, rel):
             sha, size = files.sha256(tree.get(rel)) if form == "video" else hash_frames(images.get(rel, []))

@@ -34,7 +34,16 @@ import numpy as np
 
 from emopipe import schemas
 from emopipe.sources import demographics, files
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, check_name, finish_scan, guard, printable
+from emopipe.sources.base import (
+    InvalidInput,
+    ProgressFn,
+    ScanResult,
+    announce,
+    check_name,
+    finish_scan,
+    guard,
+    printable,
+)
 from emopipe.sources.text import safe_relpath
 
 log = logging.getLogger(__name__)
@@ -324,6 +333,7 @@ def scan(
     problems += bad
     by_sha: dict[str, dict[str, Any]] = {}
     by_name: dict[str, str] = {}
+    announce(progress, sum(1 for e in tree.files if e.suffix != ".json" and e.name not in TABLES))
     for entry in tree.files:
         if entry.suffix == ".json" or entry.name in TABLES:
             continue

@@ -30,7 +30,16 @@ from typing import Any
 
 from emopipe import schemas
 from emopipe.sources import demographics, files, protocol
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, check_name, finish_scan, guard, printable
+from emopipe.sources.base import (
+    InvalidInput,
+    ProgressFn,
+    ScanResult,
+    announce,
+    check_name,
+    finish_scan,
+    guard,
+    printable,
+)
 from emopipe.sources.text import decode_lines, safe_relpath
 
 log = logging.getLogger(__name__)
@@ -335,6 +344,7 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
     tax = schemas.taxonomy()
     classes = _classes()
     rows: list[dict[str, Any]] = []
+    announce(progress, len(media))
     for clip, entry in sorted(media.items()):
         with guard(problems, entry.rel):
             if entry.size == 0:

@@ -19,7 +19,16 @@ from typing import Any
 
 from emopipe import schemas
 from emopipe.sources import files
-from emopipe.sources.base import InvalidInput, ProgressFn, ScanResult, check_name, finish_scan, guard, printable
+from emopipe.sources.base import (
+    InvalidInput,
+    ProgressFn,
+    ScanResult,
+    announce,
+    check_name,
+    finish_scan,
+    guard,
+    printable,
+)
 
 CORPUS = "ravdess"
 MODALITIES = {"01": "audio-visual", "02": "video-only", "03": "audio-only"}
@@ -144,6 +153,7 @@ def scan(root: pathlib.Path, run_id: str, progress: ProgressFn | None = None) ->
         if folder.suffix in EXTENSIONS.values():
             problems.append((folder.rel, InvalidInput("not_a_file", "a folder named like a media file")))
     seen: dict[str, str] = {}
+    announce(progress, len(tree.files))
     for entry in tree.files:
         with guard(problems, entry.rel):
             check_name(entry.rel)
