@@ -446,6 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; a reader that stops reading (`| head`) ends it quietly, without a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's own flush at exit does not fail again
+        return 0
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -469,10 +481,6 @@ def main(argv: list[str] | None = None) -> int:
     except PublishRefused as err:
         print(f"emopipe {args.command}: refused: {str(err).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATA
-    except BrokenPipeError:  # `emopipe show v1 --params-dump | head`: the reader has had enough
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
     except (ValueError, SchemaError, CommandFailed, WeightsError, DatasetBusy) as err:
         say(err)
         return EXIT_USAGE

@@ -1,0 +1,110 @@
+"""What a person sees when something is wrong on the command line: one line naming what and where, exit 2, never a
+traceback, nothing half-written left behind; and the flags and pipes people use work."""
+
+import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import write_params
+
+EMOPIPE = str(pathlib.Path(sys.executable).parent / "emopipe")
+
+
+def _emopipe(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([EMOPIPE, *args], capture_output=True, text=True, timeout=600, check=False, **kwargs)
+
+
+def _one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], err[-2000:])
+    assert "Traceback" not in err and err.count("\n") == 0, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+@contextlib.contextmanager
+def _tmpfs(where: pathlib.Path, options: str):
+    """A small file system of our own (a full or read-only disk); skips where mounting is not allowed."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, check=False
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip() or 'not root'})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_global_flags_work_after_the_subcommand_too(tmp_path):
+    params = write_params(tmp_path / "cfg")
+    before = _emopipe("-q", "--params", str(params), "versions")
+    after = _emopipe("versions", "-q", "--params", str(params))
+    assert before.returncode == after.returncode == 0 and before.stdout == after.stdout
+    assert "no published versions" in after.stdout and "INFO" not in after.stderr
+
+
+def test_missing_folders_and_files_where_folders_belong(tiny_corpus, tmp_path):
+    params = str(write_params(tmp_path / "cfg"))
+    _one_line(_emopipe("-q", "--params", params, "validate", "/nonexistent"), "/nonexistent", "no such dataset folder")
+    _one_line(_emopipe("-q", "--params", params, "report", "/nonexistent"), "/nonexistent", "not a run folder")
+    (tmp_path / "a-file").write_text("x")
+    proc = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(tmp_path / "a-file"))
+    _one_line(proc, "a-file", "is a file")
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(tiny_corpus, tmp_path):
+    params = str(write_params(tmp_path / "cfg"))
+    with _tmpfs(tmp_path / "full", "size=8k") as disk:
+        proc = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(disk / "ds"))
+        _one_line(proc, "No space left on device")
+        assert not [p for p in disk.rglob("*") if ".tmp" in p.name], list(disk.rglob("*"))
+        assert not (disk / "ds").exists()  # nothing half-written was left as if complete
+
+
+def test_a_read_only_output_is_one_line(tiny_corpus, tmp_path):
+    params = str(write_params(tmp_path / "cfg"))
+    with _tmpfs(tmp_path / "ro", "size=1m,ro") as disk:
+        proc = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(disk / "ds"))
+        _one_line(proc, "Read-only file system", str(disk))
+
+
+def test_two_ingests_into_one_folder_at_once(tiny_corpus, tmp_path):
+    """The second fails at once, saying who holds the folder; the first's work is whole."""
+    from emopipe.dataset import Dataset
+
+    params = str(write_params(tmp_path / "cfg"))
+    out = tmp_path / "ds"
+    first = subprocess.Popen(
+        [EMOPIPE, "-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lock = tmp_path / ".ds.lock"
+    for _ in range(600):  # until the first holds the folder
+        if lock.is_file() and lock.read_text().startswith("emopipe pid"):
+            break
+        os.sched_yield()
+        subprocess.run(["sleep", "0.05"], check=False)
+    second = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out))
+    first_out, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err[-2000:]
+    _one_line(second, "is being written by emopipe pid")
+    assert Dataset.open(out).clips.num_rows > 0
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path):
+    """`emopipe show v1 --params-dump | head`: the reader stops reading before emopipe stops writing."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    proc = subprocess.run(
+        [EMOPIPE, "--help"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, check=False
+    )
+    os.close(write)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
