@@ -141,12 +141,8 @@ def _simple_attributes(thresholds: ValidateConfig) -> tuple[str, ...]:
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    """An Arrow map as Python: pyarrow gives a list of (key, value) pairs; a struct or dict passes through."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    return {k: v for k, v in value}
+    """A stored map column's value (a list of {key, value} entries, see emopipe.schemas) as a dict."""
+    return schemas.as_dict(value)
 
 
 def _read(path: pathlib.Path) -> pa.Table | None:
@@ -1006,7 +1002,7 @@ def _datasheet(inputs: _Inputs, title: str, gaps: list[tuple[str, str]]) -> str:
             )
         md += [_md_table(["corpus", "media form", "modality", "with video", "with audio"], rows), ""]
     if inputs.fused:
-        src = Counter(r.get("label_source") for r in inputs.fused)
+        src = Counter(r.get("train_label_source") for r in inputs.fused)
         md += [
             "### Labels",
             "",

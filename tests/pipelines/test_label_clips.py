@@ -43,7 +43,7 @@ def test_label_job_labels_every_clip_and_reports_war_uar(extracted, tmp_path):
     assert (tmp_path / "lab" / "reports" / "confusion" / "fer__ravdess.png").read_bytes()[:4] == b"\x89PNG"
     fused = pq.read_table(tmp_path / "lab" / "fused_labels.parquet").to_pylist()
     assert len(fused) == clips.num_rows
-    assert all(r["label_source"] == ("human" if r["human_label"] else r["label_source"]) for r in fused)
+    assert all(r["train_label_source"] == ("human" if r["human_label"] else r["train_label_source"]) for r in fused)
 
     second = label_clips.run(cfg, extracted, tmp_path / "lab", "r2")
     assert (second.n_labelled, second.n_reused) == (0, first.n_rows)
