@@ -73,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not source.root.is_dir():
         raise FileNotFoundError(f"corpus root {source.root} is not a folder")
     with tqdm(unit="clip", desc=f"scan {args.corpus}", disable=args.quiet) as bar:
-        ingest.run_sources([source], out, run_id, progress=bar.update)
+        ingest.run_sources([source], out, run_id, progress=bar.update, splits=_params(args).ingest.splits)
     if not args.no_probe:
         with _Run(args) as run:
             probe_clips.run(run.params, out, out, run.run_id)

@@ -105,6 +105,7 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
         forgotten=register,
         previous=Dataset(before) if before else None,
         hashes=params.work_dir / HASHES,
+        splits=params.ingest.splits,
     ).path
     io.write_json(folder / "media.json", snapshot)
     io.write_json(params.work_dir / "runs" / "MEDIA.json", snapshot)
