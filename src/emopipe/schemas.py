@@ -139,6 +139,11 @@ def load_schema(name: str) -> pa.Schema:
     return pa.schema(fields, metadata={"table": spec["name"], "version": str(spec["version"])})
 
 
+def table_doc(name: str) -> str:
+    """The `doc` of a table's schema file, on one line."""
+    return " ".join(str(_load(name).get("doc", "")).split())
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select, order and cast `table` to `schema`. Raise SchemaError instead of writing drifted data."""
     missing = [n for n in schema.names if n not in table.column_names]
