@@ -142,6 +142,11 @@ def export(
             subject_folds=subject_folds, seed=seed,
         )  # fmt: skip
         items = todo.all_items()
+        if not items:
+            raise protocols.SplitError(
+                f"fold {options.fold} of {', '.join(sorted(set(todo.protocols.values())))} holds no clip to export "
+                f"(left out: {', '.join(f'{k} {v}' for k, v in sorted(todo.left_out.items())) or 'none'})"
+            )
         where = media.roots(ds.corpora, options.media_roots, {i.clip.corpus for i in items})
         media.check_roots([i.clip for i in items], where)
     except (protocols.SplitError, media.MediaError) as err:

@@ -110,13 +110,23 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def data_files(ds: Dataset, table: str, base: str) -> str | None:
-    """The data_files pattern of a table, relative to the card: a shard folder's *.parquet or the single file."""
+def data_files(ds: Dataset, table: str, base: str) -> list[str] | str | None:
+    """The data_files of a table, relative to the card: its shards by name, or its single file.
+
+    Shards are named by their content, so the list changes whenever the table does: `datasets` caches a local
+    folder's configs by their data_files patterns (not the files' bytes), and a glob would let a checkout of the
+    next version, in a folder of the same name, load this version's rows from the cache.
+    """
     if not ds.has(table):
         return None
-    if ds.shards(table) is not None:
-        return f"{base}/{table}/*.parquet"
+    if (parts := ds.shards(table)) is not None:
+        return [f"{base}/{table}/{s.name}" for s in parts] or f"{base}/{table}/*.parquet"
     return f"{base}/{ds.table_entry(table)['file']}"
+
+
+def _info(ds: Dataset, config: str, table: str) -> dict[str, Any]:
+    """The dataset_info of a config: the bytes of its files (they enter datasets' cache key too)."""
+    return {"config_name": config, "download_size": sum(p.stat().st_size for p in ds.files(table))}
 
 
 def header(ds: Dataset, record: dict[str, Any], base: str) -> dict[str, Any]:
@@ -134,10 +144,11 @@ def header(ds: Dataset, record: dict[str, Any], base: str) -> dict[str, Any]:
     tags = ["emotion-recognition", "affective-computing", "facial-expression-recognition", "emopipe"]
     if synthetic:
         tags.append("synthetic")
-    configs = []
+    configs, infos = [], []
     for name, _ in CONFIGS:
         if (files := data_files(ds, TABLE_OF.get(name, name), base)) is not None:
             configs.append({"config_name": name, "data_files": files, **({"default": True} if not configs else {})})
+            infos.append(_info(ds, name, TABLE_OF.get(name, name)))
     out: dict[str, Any] = {
         **hf_license(sorted(set(clips["license"].to_pylist())) or ["unknown"]),
         "pretty_name": f"emopipe emotion dataset {record['version']} ({', '.join(_names(corpora, synthetic))})",
@@ -149,6 +160,7 @@ def header(ds: Dataset, record: dict[str, Any], base: str) -> dict[str, Any]:
         ),
         "tags": tags,
         "configs": configs,
+        "dataset_info": infos,
     }
     if languages:
         out["language"] = languages
@@ -178,10 +190,14 @@ def context(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> dict[
     split_rows, example = [], None
     if split_table is not None and split_table.num_rows:
         split_rows = protocols.sizes(split_table)
-        chosen = protocols.choose(split_table, None, 1, corpora) if any(r["fold"] == 1 for r in split_rows) else {}
-        if chosen:
-            corpus, protocol = next(iter(sorted(chosen.items())))
-            example = {"protocol": protocol, "fold": 1, "corpus": corpus}
+        # the example: the most preferred protocol with a fold whose train and test parts both hold clips
+        rank = {p: i for i, p in enumerate(protocols.PREFERRED)}
+        usable = sorted(
+            (r for r in split_rows if r["train"] and r["test"]),
+            key=lambda r: (rank.get(r["protocol"], len(rank)), r["fold"], r["corpus"]),
+        )
+        if usable:
+            example = {"protocol": usable[0]["protocol"], "fold": usable[0]["fold"], "corpus": usable[0]["corpus"]}
     agreement = ds.agreement.to_pylist() if ds.has("agreement") else []
     gate = record.get("gate") or {}
     quarantine = Counter(ds.quarantine["reason"].to_pylist())
@@ -295,19 +311,37 @@ def write(repo: pathlib.Path, ds: Dataset, record: dict[str, Any]) -> list[pathl
     return [card, meta]
 
 
+def options_key(options: Any, plan: Any) -> str:
+    """A short hash of what an export holds and how (its plan and options)."""
+    import hashlib
+    import json
+
+    text = json.dumps(
+        [plan.digest(), options.format, options.copy_media, options.shard_size_mb, sorted(plan.protocols.items())]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def export_readme(plan: Any, options: Any, ds: Dataset, files: list[dict[str, Any]]) -> str:
     """The README.md of an export folder (for hf, a card whose configs name the split files)."""
     from emopipe.exports.plan import counts
 
     head = None
     if options.format == "hf":
+        # `datasets` caches a folder's data under its name and these configs (the patterns, not the files): a config
+        # name of this very export keeps two exports in folders of the same name from reading each other's cache
+        rows = Counter()
+        for f in files:
+            rows[f["path"].split("/")[-1].split("-")[0]] += f["rows"]
+        present = [s for s in ("train", "test") if rows[s]]  # datasets cannot load a split without rows
         head = {
             "configs": [
                 {
-                    "config_name": "default",
-                    "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in ("train", "test")],
+                    "config_name": f"emopipe_{options_key(options, plan)}",
+                    "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in present],
                 }
             ],
+            "dataset_info": {"download_size": sum(f["bytes"] for f in files)},
             "pretty_name": f"emopipe export ({', '.join(sorted(plan.protocols.values()))}, fold {plan.fold})",
         }
         head.update(hf_license(sorted({i.meta.get("license") or "unknown" for i in plan.all_items()}) or ["unknown"]))

@@ -137,9 +137,6 @@ class HfWriter(Writer):
                 self._flush(split)
             if split in self.open:
                 self._commit(split)
-            if not self.stage.units(split):  # an empty split is still a split: a file with no rows
-                self._flush(split)
-                self._commit(split)
         self.finish_problems()
         files = [
             {"path": rel, "rows": u["items"], "bytes": u["bytes"], "sha256": u["sha256"]}
