@@ -208,6 +208,11 @@ def _print_stage(folder: pathlib.Path) -> None:
         one, total = facts["clips_in_exactly_one_test_fold"], facts["clips_with_folds"]
         overlaps = facts["train_test_overlaps"]
         print(f"  {corpus} protocol: {one}/{total} clips in exactly one test fold, {overlaps} train/test overlaps")
+    if ds.has("splits"):
+        from emopipe import splits
+
+        for (corpus, name), folds in splits.protocols(ds.splits).items():
+            print(f"  splits {corpus} {name}: folds {splits.ranges(folds)}")
     print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {ds.path}/quarantine.parquet")
 
 

@@ -192,7 +192,7 @@ def choose(splits: pa.Table, protocol: str | None, fold: int, corpora: Iterable[
             continue
         folds = have[(corpus, options[0])]
         if fold not in folds:
-            raise SplitError(f"fold {fold} is not in {corpus}'s {options[0]} protocol (its folds: {_ranges(folds)})")
+            raise SplitError(f"fold {fold} is not in {corpus}'s {options[0]} protocol (its folds: {ranges(folds)})")
         chosen[corpus] = options[0]
     if not chosen:
         raise SplitError("no corpus of this version has a splits protocol" + (f" {protocol!r}" if protocol else ""))
@@ -289,8 +289,8 @@ def near_duplicate_train_clips(assigned: dict[str, str], clips: pa.Table) -> set
     return {c for row in _near_duplicates("", 0, part, facts) for c in row["train_clip_ids"]}
 
 
-def _ranges(values: list[int]) -> str:
-    """[1, 2, 3, 5] -> '1..3, 5'."""
+def ranges(values: list[int]) -> str:
+    """Folds as text: [1, 2, 3, 5] -> '1..3, 5'."""
     out, start, prev = [], None, None
     for v in values:
         if start is None:

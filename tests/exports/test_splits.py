@@ -199,3 +199,33 @@ def test_choose_names_what_is_missing():
     with pytest.raises(splits.SplitError, match="protocol 'official_5fold' is not in this version"):
         splits.choose(table, "official_5fold", 1, ["ravdess"])
     assert splits.choose(table, splits.LOAO, 4, ["ravdess"]) == {"ravdess": splits.LOAO}
+
+
+def test_an_old_versions_fused_labels_still_export(tmp_path):
+    """A version published before the rename (fused_labels v1: label, label_source) still gives training labels."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from emopipe.dataset import Dataset, DatasetWriter
+    from emopipe.exports import plan
+
+    clips = ravdess_clips(range(1, 3))
+    n = clips.num_rows
+    old = pa.table({
+        "clip_id": clips["clip_id"], "corpus": clips["corpus"], "human_label": clips["label"],
+        "model_label": pa.nulls(n, pa.string()), "model_confidence": pa.nulls(n, pa.float32()),
+        "label": clips["label"], "label_source": pa.array(["human"] * n), "disagreement": pa.nulls(n, pa.bool_()),
+    })  # fmt: skip
+    with DatasetWriter(tmp_path / "ds", corpora={"ravdess": str(tmp_path)}) as writer:
+        writer.write_table("clips", clips)
+        writer.write_table("quarantine", schemas.QUARANTINE.empty_table())
+        writer.commit()
+    pq.write_table(old, tmp_path / "ds" / "fused_labels.parquet")  # as the first schema wrote it
+    manifest = tmp_path / "ds" / "dataset.json"
+    data = json.loads(manifest.read_text())
+    data["tables"]["fused_labels"] = {"file": "fused_labels.parquet", "rows": n, "schema_version": "1"}
+    manifest.write_text(json.dumps(data))
+    todo = plan.build(Dataset.open(tmp_path / "ds"), protocol=splits.LOAO, fold=1, forgotten={})
+    assert {i.label_source for i in todo.all_items()} == {"human"} and len(todo.all_items()) == n
+    assert todo.splits_source.startswith("computed at export")  # that version had no splits table either

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import pathlib
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -327,7 +326,3 @@ def _batches(ds: Dataset, columns: list[str], wanted: Any) -> Iterator[pa.Table]
             mask = pa.array([wanted(c) for c in table["clip_id"].to_pylist()], pa.bool_())
             if pc.any(mask).as_py():
                 yield table.filter(mask)
-
-
-def counts_line(counts: Counter) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"

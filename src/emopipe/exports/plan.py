@@ -148,7 +148,7 @@ def build(
     plan = Plan({s: [] for s in SPLIT_NAMES}, chosen, fold, classes_of(sorted(chosen)), splits_source=source)
     if removed:
         plan.left_out["forgotten_subject"] = sum(r["n_clips"] for r in removed)
-    fused = ds.fused_labels
+    fused = _fused_labels(ds)
     train_labels: dict[str, tuple[str | None, str]] = {}
     if fused is not None:
         for cid, lab, src in zip(
@@ -186,6 +186,17 @@ def build(
     if extra := labels - set(plan.classes):  # a model label outside the corpora's classes still needs a class
         plan.classes = [c for c in schemas.taxonomy().canonical if c in set(plan.classes) | extra]
     return plan
+
+
+def _fused_labels(ds: Dataset) -> pa.Table | None:
+    """The version's fused_labels; a version published before the rename (schema v1: label, label_source) too."""
+    if not ds.has("fused_labels"):
+        return None
+    raw = ds.raw("fused_labels")
+    if "train_label" not in raw.column_names and "label" in raw.column_names:
+        renamed = {"label": "train_label", "label_source": "train_label_source"}
+        raw = raw.rename_columns([renamed.get(c, c) for c in raw.column_names])
+    return schemas.conform(raw, schemas.load_schema("fused_labels"))
 
 
 def counts(plan: Plan) -> dict[str, Any]:
