@@ -64,7 +64,7 @@ def generated_version(demo: Any, tmp: pathlib.Path, n: int, subjects: int) -> An
     video = demo.clips.filter(pc.equal(demo.clips["media_form"], "video")).sort_by("clip_id")
     feats = {r["clip_id"]: r for b in demo.iter_batches("features") for r in b.to_pylist()}
     root = tmp / "footage"
-    root.mkdir()
+    root.mkdir(parents=True)
     src_root = demo.corpora["ravdess"]
     clip_rows = []
     sources = video.to_pylist()

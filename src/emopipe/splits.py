@@ -116,8 +116,6 @@ def subject_kfold(clips: pa.Table, k: int, seed: int) -> list[dict[str, Any]]:
         k: the number of folds; a corpus with fewer subjects gets one fold per subject, with one subject none.
         seed: StratifiedGroupKFold's random_state: the same clips and seed give the same folds.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     by_corpus: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for cid, corpus, subject, label in zip(
         *(clips[c].to_pylist() for c in ("clip_id", "corpus", "subject_id", "label")), strict=True
@@ -125,6 +123,8 @@ def subject_kfold(clips: pa.Table, k: int, seed: int) -> list[dict[str, Any]]:
         if subject is not None:
             by_corpus[corpus].append((cid, subject, label or ""))  # unlabelled clips are a stratum of their own
     rows: list[dict[str, Any]] = []
+    if by_corpus:  # scikit-learn (the quality extra) only where a corpus has subject ids
+        from sklearn.model_selection import StratifiedGroupKFold
     for corpus, members in sorted(by_corpus.items()):
         members.sort()
         n_subjects = len({s for _, s, _ in members})
