@@ -119,7 +119,10 @@ def measure(ds: Any, tmp: pathlib.Path, name: str, repeats: int) -> dict[str, An
         (ds.corpora[r["corpus"]] / r["media_path"]).read_bytes()
     chosen = splits.choose(ds.splits, None, 1, ds.clips["corpus"].to_pylist())
     out: dict[str, Any] = {"clips": ds.clips.num_rows, "protocols": chosen}
-    floors = [copy_floor(ds, tmp / f"{name}-copy-{i}") for i in range(repeats)]
+    floors = []
+    for i in range(repeats):
+        floors.append(copy_floor(ds, tmp / f"{name}-copy-{i}"))
+        shutil.rmtree(tmp / f"{name}-copy-{i}")
     copy_s = statistics.median(f[0] for f in floors)
     n_media, media_bytes = floors[0][1], floors[0][2]
     out["copyfile_floor"] = {
@@ -139,6 +142,7 @@ def measure(ds: Any, tmp: pathlib.Path, name: str, repeats: int) -> dict[str, An
             times.append(time.perf_counter() - t)
             written = _size(folder)
             clips = sum(c["clips"] for c in result.manifest["counts"].values())
+            shutil.rmtree(folder)
         seconds = statistics.median(times)
         out[f"{fmt}{'+copy_media' if copy else ''}"] = {
             "seconds": round(seconds, 3),
@@ -156,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clips", type=int, default=2000, help="clips of the generated version")
     parser.add_argument("--subjects", type=int, default=100, help="subjects of the generated version")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", help="keep the built demo version here and reuse it on the next run")
     args = parser.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="emopipe-bench-export-") as tmp_name:
@@ -163,8 +168,14 @@ def main(argv: list[str] | None = None) -> dict:
         import datasets  # noqa: F401 - import costs stay out of the timings
         import webdataset  # noqa: F401
 
+        from emopipe.dataset import Dataset
+
+        work = pathlib.Path(args.work) if args.work else tmp
         t = time.perf_counter()
-        demo = demo_version(tmp / "v-demo")
+        if (work / "v-demo" / "extract" / "dataset.json").is_file():
+            demo = Dataset.open(work / "v-demo" / "extract")
+        else:
+            demo = demo_version(work / "v-demo")
         build_s = time.perf_counter() - t
         generated = generated_version(demo, tmp / "v-gen", args.clips, args.subjects)
         result = {

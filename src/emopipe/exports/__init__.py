@@ -287,8 +287,10 @@ def _stream(ds: Dataset, todo: Any, writer: Any, stage: Any, options: Options) -
     seen: set[str] = set()
     try:
         if ds.has("features") and writer.columns:
+            from emopipe.exports.base import rows
+
             for batch in _batches(ds, list(writer.columns), wanted):
-                for row in batch.to_pylist():
+                for row in rows(batch):
                     cid = row["clip_id"]
                     if cid in seen or not wanted(cid):
                         continue

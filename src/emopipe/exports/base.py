@@ -78,6 +78,25 @@ class Writer:
         raise NotImplementedError
 
 
+def rows(batch: Any, matrices: tuple[str, ...] = ("log_mel",)) -> list[dict[str, Any]]:
+    """A features batch as dicts; list<list<float>> columns as float32 numpy matrices [rows, width], read from the
+    Arrow buffers (a log-mel as Python floats costs more than writing it)."""
+    plain = [c for c in batch.column_names if c not in matrices]
+    out = batch.select(plain).to_pylist()
+    for name in matrices:
+        if name not in batch.column_names:
+            continue
+        column = batch.column(name).combine_chunks()
+        for i, row in enumerate(out):
+            if not column[i].is_valid:
+                row[name] = None
+                continue
+            inner = column[i].values  # one row's list of lists
+            flat = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+            row[name] = flat.reshape(len(inner), -1) if len(inner) else np.zeros((0, 0), np.float32)
+    return out
+
+
 def wav_bytes(pcm16: bytes, rate: int = SAMPLE_RATE) -> bytes:
     """A WAV file of mono little-endian int16 PCM."""
     buf = io.BytesIO()
@@ -89,9 +108,9 @@ def wav_bytes(pcm16: bytes, rate: int = SAMPLE_RATE) -> bytes:
     return buf.getvalue()
 
 
-def npy_bytes(rows: list[list[float]] | None, width: int = 80) -> bytes:
+def npy_bytes(matrix: Any, width: int = 80) -> bytes:
     """A .npy file of a float32 matrix (log-mel: [frames, 80])."""
-    array = np.asarray(rows if rows else np.zeros((0, width)), dtype=np.float32)
+    array = np.asarray(matrix if matrix is not None and len(matrix) else np.zeros((0, width)), dtype=np.float32)
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()

@@ -94,7 +94,7 @@ class HfWriter(Writer):
             "video": video,
             "frame_indices": feat.get("frame_indices"),
             "face_boxes": feat.get("face_boxes"),
-            "log_mel": feat.get("log_mel"),
+            "log_mel": None if feat.get("log_mel") is None else feat["log_mel"].tolist(),
             "egemaps": feat.get("egemaps"),
             "metadata": dumps(metadata(item, self.plan)).decode(),
         }
@@ -114,7 +114,8 @@ class HfWriter(Writer):
             from emopipe.exports.staging import HashingWriter
 
             fh = HashingWriter(path.open("wb"))
-            self.open[split] = [path, fh, pq.ParquetWriter(fh, self.schema, compression="zstd"), 0, n]
+            # snappy, as datasets writes its own files: JPEG frames and crops do not compress, zstd only costs time
+            self.open[split] = [path, fh, pq.ParquetWriter(fh, self.schema, compression="snappy"), 0, n]
         state = self.open[split]
         if rows:
             # the rows are already in the features' storage form (ClassLabel index, {bytes, path} for audio, images

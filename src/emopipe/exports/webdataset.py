@@ -21,6 +21,40 @@ from emopipe.exports.staging import HashingWriter
 INDEX = "index.json"
 
 
+class TarShard:
+    """A WebDataset shard: members `<key>.<field>` in sample order, as webdataset's TarWriter writes them, in GNU
+    tar format with a fixed mtime (the same export, the same bytes). Each member is its header block (the standard
+    library's TarInfo.tobuf), its bytes and the padding to 512; tarfile's own writer copies every member through a
+    stream buffer and webdataset 1.0.2's TarWriter gives every member a PAX header (it takes a `format` and does not
+    use it), which together cost as much as the rest of a shard of small JPEGs.
+
+    Args:
+        fh: the binary file the shard is written to.
+    """
+
+    BLOCK = 512
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def write(self, sample: dict[str, Any]) -> None:
+        import tarfile
+
+        key = sample["__key__"]
+        for name, data in sample.items():
+            if name.startswith("__"):
+                continue
+            info = tarfile.TarInfo(f"{key}.{name}")
+            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "bigdata", "bigdata"
+            self.fh.write(info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
+            self.fh.write(data)
+            if pad := -len(data) % self.BLOCK:
+                self.fh.write(b"\0" * pad)
+
+    def close(self) -> None:
+        self.fh.write(b"\0" * (2 * self.BLOCK))  # the end-of-archive marker: two zero blocks
+
+
 class WebDatasetWriter(Writer):
     """Writes <split>/shard-NNNNNN.tar files of about shard_size_mb each."""
 
@@ -65,14 +99,12 @@ class WebDatasetWriter(Writer):
             out[f"media{pathlib.PurePath(item.clip.media_path).suffix.lower() or '.bin'}"] = data
 
     def add(self, item: Item, feat: dict[str, Any] | None) -> None:
-        import webdataset as wds
-
         split = item.split
         if split not in self.open:
             n = len(self.stage.units(split))
             path = self.stage.temp(f"{split}-shard-{n:06d}.tar")
             fh = HashingWriter(path.open("wb"))
-            self.open[split] = [path, fh, wds.TarWriter(fh, encoder=False, mtime=0.0), 0, n, item.key, item.key]
+            self.open[split] = [path, fh, TarShard(fh), 0, n, item.key, item.key]
         state = self.open[split]
         sample = self.sample(item, feat)
         state[2].write(sample)
