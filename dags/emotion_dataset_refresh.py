@@ -1,11 +1,12 @@
 """Refresh the emotion dataset: ingest -> probe_clips -> extract_features -> label_clips (Ray jobs) -> validate (GX)
--> publish (DVC).
+-> publish (DVC) -> export (the formats trainers read, when asked for).
 
 Runs daily at 03:00 UTC, whenever new footage lands (the `emopipe_footage` asset, updated by `footage_landed`) and
 on demand, one run at a time (max_active_runs=1: a second trigger waits for the first). Each run processes only
 clips whose bytes or stage version changed and carries the rest over from earlier runs. Trigger with
 `{"params_file": "/path/params.yaml"}` to use another configuration (default: EMOPIPE_PARAMS, else the repo's
-params.yaml) and `{"forget_subjects": ["ravdess:actor_07"]}` to remove a person from this and every later version.
+params.yaml) and `{"forget_subjects": ["ravdess:actor_07"]}` to remove a person from this and every later version;
+`{"export_formats": ["hf", "webdataset", "r1omni"]}` exports the published version for trainers (`export`).
 A blocking quality failure fails `validate` without retries and nothing is published; `report` always writes
 `<work_dir>/runs/<run_id>/report.md` and fails the run when no version came out of it. A new version updates
 the `emopipe_dataset` asset.
@@ -29,6 +30,12 @@ DATASET = Asset("emopipe_dataset")  # updated by publish when a new version is t
         "params_file": Param(None, type=["null", "string"], description="params.yaml to use"),
         "forget_subjects": Param(
             [], type="array", items={"type": "string"}, description="subject ids ('<corpus>:<id>') to remove for good"
+        ),
+        "export_formats": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": ["hf", "webdataset", "r1omni"]},
+            description="export the published version in these formats (default: params.yaml export.formats)",
         ),
     },
     tags=["emopipe", "emotion"],
@@ -102,6 +109,12 @@ def emotion_dataset_refresh():
         outlet_events[DATASET].extra = {"version": outcome["version"], "created": outcome["created"]}
         return out
 
+    @task
+    def export(publish_json: str, params=None, run_id=None) -> str:
+        from emopipe.pipelines import refresh
+
+        return refresh.export(params["params_file"], run_id, publish_json, params.get("export_formats"))
+
     @task(trigger_rule="all_done", retries=0)
     def report(params=None, run_id=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
@@ -117,7 +130,7 @@ def emotion_dataset_refresh():
         return rep["outcome"]
 
     published = publish(validate(label_clips(extract_features(probe_clips(ingest())))))
-    published >> report()
+    export(published) >> report()
 
 
 emotion_dataset_refresh()

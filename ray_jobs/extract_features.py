@@ -1,6 +1,7 @@
 """Extract sampled frames, faces and audio features for every clip on a Ray actor pool (incremental).
 
-Local:   python ray_jobs/extract_features.py --params RUN/params.resolved.yaml --input DIR/probe --output DIR/extract --run-id ID
+Local:   python ray_jobs/extract_features.py --params RUN/params.resolved.yaml \
+         --input DIR/probe --output DIR/extract --run-id ID
 Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job (its driver joins
          the cluster that runs it); or set ray.address / extract_features.ray_address and this process joins that
          cluster. The corpus roots and DIR must be on storage every node can read. --previous names an earlier

@@ -1,6 +1,7 @@
 """Label every clip with the labelers configured in params.yaml (label_clips.labelers) on a Ray actor pool.
 
-Local:   python ray_jobs/label_clips.py --params RUN/params.resolved.yaml --input DIR/extract --output DIR/label --run-id ID
+Local:   python ray_jobs/label_clips.py --params RUN/params.resolved.yaml \
+         --input DIR/extract --output DIR/label --run-id ID
 Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job; or set
          ray.address / label_clips.ray_address and this process joins that cluster. DIR and the model folders
          must be readable on every node.

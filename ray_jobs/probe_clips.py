@@ -1,6 +1,7 @@
 """Probe every clip's media on a Ray actor pool.
 
-Local:   python ray_jobs/probe_clips.py --params RUN/params.resolved.yaml --input DIR/ingest --output DIR/probe --run-id ID
+Local:   python ray_jobs/probe_clips.py --params RUN/params.resolved.yaml \
+         --input DIR/ingest --output DIR/probe --run-id ID
 Cluster: set ray.dashboard_url in params.yaml and the DAG submits this launcher as a Ray job; or set
          ray.address / probe_clips.ray_address and this process joins that cluster. The corpus root and DIR must
          be on storage every node can read.

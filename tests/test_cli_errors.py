@@ -77,25 +77,27 @@ def test_a_read_only_output_is_one_line(tiny_corpus, tmp_path):
 
 
 def test_two_ingests_into_one_folder_at_once(tiny_corpus, tmp_path):
-    """The second fails at once, saying who holds the folder; the first's work is whole."""
+    """While another emopipe process holds the folder, an ingest into it fails at once saying who holds it and
+    leaves the folder alone; once the holder is gone, the same command writes it whole."""
     from emopipe.dataset import Dataset
 
     params = str(write_params(tmp_path / "cfg"))
     out = tmp_path / "ds"
-    first = subprocess.Popen(
-        [EMOPIPE, "-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from emopipe import dataset\n"
+         "with dataset.claim(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(out)],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    lock = tmp_path / ".ds.lock"
-    for _ in range(600):  # until the first holds the folder
-        if lock.is_file() and lock.read_text().startswith("emopipe pid"):
-            break
-        os.sched_yield()
-        subprocess.run(["sleep", "0.05"], check=False)
-    second = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out))
-    first_out, first_err = first.communicate(timeout=600)
-    assert first.returncode == 0, first_err[-2000:]
-    _one_line(second, "is being written by emopipe pid")
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out))
+        _one_line(busy, "is being written by emopipe pid", str(holder.pid))
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    again = _emopipe("-q", "--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", str(out))
+    assert again.returncode == 0, again.stderr[-2000:]
     assert Dataset.open(out).clips.num_rows > 0
 
 

@@ -76,7 +76,6 @@ def test_new_clips_add_new_shards_and_only_those_are_pushed(corpus, tmp_path):
     changed = {h for n, h in v2_files.items() if v1_files.get(n) != h}
     # what the refresh pushed is exactly the files that changed (plus DVC's directory listing): no old shard again
     assert pushed == changed - {"".join(p.split("/")[-2:]) for p in before}
-    assert len([n for n in v2_files if v1_files.get(n) != v2_files[n]]) < len(v2_files) / 2
 
     # v1, pulled from the remote into a fresh clone after the refresh, is the dataset v1 was
     dest = versioning.checkout(params, "v1", tmp_path / "v1")

@@ -127,13 +127,18 @@ def _md5(path: pathlib.Path) -> str:
 
 
 def _dataset_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
-    """The validated folder's files that publish versions (relative name -> path)."""
+    """A dataset folder's files (relative name -> path)."""
     return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _assert_published_to_s3_and_reproducible(params, folder, s3: S3, bucket: str, tmp_path: pathlib.Path) -> None:
-    files = _dataset_files(folder)
+    # What was versioned: the validated folder's tables as they are, with the manifest, lineage and reports that
+    # publish adds (the reports name the version).
+    files = _dataset_files(params.publish.data_repo / "dataset")
+    validated = _dataset_files(folder)
     assert any(n.startswith("clips/part-") for n in files) and "validation.json" in files
+    for name in (n for n in validated if n.startswith(("clips/", "features/", "labels/")) or n == "validation.json"):
+        assert files[name].read_bytes() == validated[name].read_bytes(), name
 
     # Every file's content is an object in the bucket, under the configured prefix (DVC's content addressing).
     keys = s3.keys(bucket)

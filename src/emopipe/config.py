@@ -234,6 +234,23 @@ class SourceConfig(_Section):
         return self
 
 
+class SplitsConfig(_Section):
+    """The `ingest.splits:` section: the subject-disjoint protocol (`subject_kfold`) ingest builds for every corpus
+    whose clips carry subject ids (DFEW's and MAFW's official folds and RAVDESS's actor folds need no settings).
+
+    Args:
+        subject_folds: k, the number of subject-disjoint folds (>= 2); a corpus with fewer subjects gets one fold per
+            subject, one with a single subject none.
+        seed: seed of the fold assignment (scikit-learn StratifiedGroupKFold, stratified by label): the same clips
+            and seed always give the same folds.
+    """
+
+    where: ClassVar[str] = "ingest.splits"
+
+    subject_folds: Annotated[int, Field(ge=2)] = 5
+    seed: int = 0
+
+
 class IngestConfig(_Section):
     """The `ingest:` section.
 
@@ -242,15 +259,17 @@ class IngestConfig(_Section):
         root: corpus root on disk; None (and no `sources`) generates the demo corpus under `<work_dir>/demo/<corpus>`.
         sources: several corpora at once, each `{corpus, root, license}`; replaces `corpus` + `root`.
         demo: how the demo corpus is generated.
+        splits: how the subject-disjoint folds of the splits table are made.
     """
 
     where: ClassVar[str] = "ingest"
-    null_means_default: ClassVar[tuple[str, ...]] = ("sources", "demo")
+    null_means_default: ClassVar[tuple[str, ...]] = ("sources", "demo", "splits")
 
     corpus: Corpus = "ravdess"
     root: OptionalPath = None
     sources: Annotated[tuple[SourceConfig, ...], BeforeValidator(_to_tuple)] = ()
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
 
     @model_validator(mode="after")
     def _one_form(self) -> IngestConfig:
@@ -643,6 +662,48 @@ class PublishConfig(_Section):
         return self
 
 
+EXPORT_FORMATS = ("hf", "webdataset", "r1omni")
+
+
+def _media_roots(value: dict[str, Any], info: ValidationInfo) -> dict[str, pathlib.Path]:
+    """corpus -> root, each root resolved like any other path."""
+    if unknown := sorted(set(value) - set(CORPORA)):
+        raise ValueError(f"unknown corpora {unknown}; known: {list(CORPORA)}")
+    return {corpus: _resolve(root, info) for corpus, root in value.items()}
+
+
+class ExportConfig(_Section):
+    """The `export:` section: what the refresh DAG exports after it publishes a new version (`emopipe export` takes
+    the same settings as flags).
+
+    Args:
+        formats: formats to export after publish: hf, webdataset, r1omni; empty: none (the DAG's `export_formats`
+            param overrides it).
+        out_dir: exports go to `<out_dir>/<tag>/<format>`; None: `<work_dir>/exports`.
+        protocol: the splits protocol whose train/test parts are exported; None: each corpus's own (official_5fold
+            for DFEW and MAFW, actor_6fold for RAVDESS, subject_kfold for footage).
+        fold: the fold of the protocol (>= 1).
+        media_roots: corpus -> where its media is mounted here, when not at the root the version recorded.
+        copy_media: put the media files into the export (hf: in the Parquet files, webdataset: in the shards,
+            r1omni: under media/), else refer to them by their path.
+        shard_size_mb: the size a webdataset shard is closed at.
+        drop_near_duplicates: leave out train clips whose bytes or first frame equal a test clip of another corpus
+            in the same fold (MAFW took clips from DFEW).
+    """
+
+    where: ClassVar[str] = "export"
+    null_means_default: ClassVar[tuple[str, ...]] = ("formats", "media_roots")
+
+    formats: Annotated[tuple[Literal["hf", "webdataset", "r1omni"], ...], BeforeValidator(_to_tuple)] = ()
+    out_dir: OptionalPath = None
+    protocol: str | None = None
+    fold: Count = 1
+    media_roots: Annotated[dict[str, pathlib.Path], BeforeValidator(_media_roots)] = Field(default_factory=dict)
+    copy_media: bool = False
+    shard_size_mb: Annotated[float, Field(gt=0)] = 256.0
+    drop_near_duplicates: bool = True
+
+
 def _runtime_env(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
     """Local working_dir / py_modules of the runtime_env are resolved like other paths (URIs kept)."""
     if value is None or _base(info) is None:
@@ -706,7 +767,9 @@ class RayConfig(_Section):
     local_idle_s: Annotated[float, Field(gt=0)] = 1800.0
 
 
-SECTIONS = ("work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "ray")
+SECTIONS = (
+    "work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "export", "ray",
+)  # fmt: skip
 _STAGES = ("probe_clips", "extract_features", "label_clips")  # the sections with a ray_address of their own
 
 # `validate` shadows BaseModel.validate, pydantic v1's deprecated classmethod: the section keeps its name.
@@ -724,6 +787,7 @@ with warnings.catch_warnings():
             label_clips: the `label_clips:` section.
             validate: the `validate:` section.
             publish: the `publish:` section.
+            export: the `export:` section (formats trainers read, written after publish).
             ray: the `ray:` section (where the Ray jobs run).
             source: the params.yaml this came from (None when built in code); not a setting: it is left out of
                 `to_dict()`, the hash and equality.
@@ -736,6 +800,7 @@ with warnings.catch_warnings():
         label_clips: LabelConfig = Field(default_factory=LabelConfig)
         validate: ValidateConfig = Field(default_factory=ValidateConfig)
         publish: PublishConfig = Field(default_factory=PublishConfig)
+        export: ExportConfig = Field(default_factory=ExportConfig)
         ray: RayConfig = Field(default_factory=RayConfig)
         source: pathlib.Path | None = Field(default=None, exclude=True)
 

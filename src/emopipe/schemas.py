@@ -2,6 +2,11 @@
 
 Columns are declared in `schemas/<table>.yaml` and nowhere else; this module only turns those files
 into `pyarrow.Schema` objects and offers `conform()`, which every write goes through.
+
+A `map<K, V>` in a schema file is stored as `list<struct<key: K, value: V>>`: the same entries (Arrow's map is that
+list underneath), but a type every reader has, where Arrow's map type has no Hugging Face `datasets` equivalent and
+no pandas one. `from_rows` accepts a dict (or (key, value) pairs) for such a column; `as_dict` turns a stored value
+back into a dict; a table written with a real map column (an older version) is cast on `conform`.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def parse_type(text: str) -> pa.DataType:
         return pa.list_(parse_type(inner))
     if head == "map":
         key, value = _split_top(inner)
-        return pa.map_(parse_type(key), parse_type(value))
+        return map_type(parse_type(key), parse_type(value))
     if head == "struct":
         fields = []
         for part in _split_top(inner):
@@ -70,6 +75,45 @@ def parse_type(text: str) -> pa.DataType:
             fields.append(pa.field(name.strip(), parse_type(typ)))
         return pa.struct(fields)
     raise SchemaError(f"unknown type {text!r}")
+
+
+def map_type(key: pa.DataType, value: pa.DataType) -> pa.DataType:
+    """How a `map<K, V>` column is stored: a list of {key, value} structs (see the module docstring)."""
+    return pa.list_(pa.struct([pa.field("key", key, nullable=False), pa.field("value", value)]))
+
+
+def is_map(typ: pa.DataType) -> bool:
+    """Whether a column type is a stored map (`map_type`) or an Arrow map."""
+    if pa.types.is_map(typ):
+        return True
+    if not pa.types.is_list(typ) or not pa.types.is_struct(typ.value_type):
+        return False
+    return [f.name for f in typ.value_type] == ["key", "value"]
+
+
+def map_entries(value: Any) -> list[dict[str, Any]] | None:
+    """A map value as stored: a dict, (key, value) pairs or {key, value} dicts -> [{"key": k, "value": v}, ...]."""
+    if value is None:
+        return None
+    if isinstance(value, dict):  # always a map, even one whose keys happen to be "key" and "value"
+        return [{"key": k, "value": v} for k, v in value.items()]
+    out = []
+    for entry in value:
+        if isinstance(entry, dict):
+            out.append({"key": entry["key"], "value": entry.get("value")})
+        else:
+            k, v = entry
+            out.append({"key": k, "value": v})
+    return out
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A stored map value (list of {key, value}, Arrow map pairs, or a dict) as a dict; {} for null."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    return {e["key"]: e["value"] for e in map_entries(value) or []}
 
 
 def schema_dir() -> pathlib.Path:
@@ -95,6 +139,11 @@ def load_schema(name: str) -> pa.Schema:
     return pa.schema(fields, metadata={"table": spec["name"], "version": str(spec["version"])})
 
 
+def table_doc(name: str) -> str:
+    """The `doc` of a table's schema file, on one line."""
+    return " ".join(str(_load(name).get("doc", "")).split())
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select, order and cast `table` to `schema`. Raise SchemaError instead of writing drifted data.
 
@@ -116,8 +165,11 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def from_rows(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """Build a conformed table from plain dicts; absent keys become nulls."""
+    """Build a conformed table from plain dicts; absent keys become nulls; a map column takes dicts."""
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    for f in schema:
+        if is_map(f.type) and not pa.types.is_map(f.type):
+            columns[f.name] = [map_entries(v) for v in columns[f.name]]
     try:
         table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema})
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:

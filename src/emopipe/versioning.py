@@ -297,7 +297,7 @@ def publish(
             "params_sha256": params_sha256,
             "schemas": {
                 t: schemas.load_schema(t).metadata[b"version"].decode()
-                for t in ("clips", "quarantine", "features", "labels", "row_lineage")
+                for t in ("clips", "quarantine", "splits", "features", "labels", "fused_labels", "row_lineage")
             },
             "source": {
                 "corpora": {c: str(r) for c, r in ds.corpora.items()},
@@ -343,12 +343,17 @@ def publish(
                 writer.commit()
             _sync(staged, repo / "dataset")
             io.write_json(repo / "lineage.json", record)
+            # the dataset card (README.md, Hugging Face YAML) and croissant.json describe the files just synced
+            from emopipe.exports import card
+
+            card.write(repo, Dataset(repo / "dataset"), record)
             forget.write(repo / forget.FILE, register)
             _stage_metrics(ds.path, repo)
             dvc(repo, "add", "-q", "dataset")
             dvc(repo, "push", "-r", "default")  # not -q: it hides the error (credentials, bucket) as well
             failpoint("publish:after_push")
             git(repo, "add", "dataset.dvc", ".gitignore", "lineage.json", forget.FILE, "dvc.yaml", "metrics")
+            git(repo, "add", "README.md", "croissant.json")
             git(repo, "commit", "-q", "-m", f"{tag}: {clips.num_rows} clips from run {run_id}\n\n{TRAILER}: {tag}")
             failpoint("publish:after_commit")
             git(repo, "tag", "-a", tag, "-m", f"emopipe dataset {tag} (digest {digest[:12]}, run {run_id})")

@@ -3,6 +3,7 @@
 import shlex
 
 import pytest
+import yaml
 from tests.conftest import write_params
 
 from emopipe import orchestration
@@ -10,8 +11,12 @@ from emopipe.config import RayConfig, load_params
 
 
 def test_without_a_ray_section_every_job_runs_locally(tmp_path):
-    params = load_params(write_params(tmp_path))
-    assert params.ray == RayConfig()
+    path = write_params(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    del raw["ray"]  # the tests' own default (compute in-process) left out: what a user's file without it gets
+    path.write_text(yaml.safe_dump(raw))
+    params = load_params(path)
+    assert params.ray == RayConfig() and params.ray.executor == "auto"
     assert (params.probe_clips.ray_address, params.extract_features.ray_address, params.label_clips.ray_address) == (
         None,
         None,

@@ -36,7 +36,8 @@ def _report(params) -> dict:
     return json.loads((pathlib.Path(latest["run_dir"]) / "report.json").read_text())
 
 
-def _footage_events() -> list[dict]:
+def _footage_events(root: pathlib.Path) -> list[dict]:
+    """The footage asset's events about this test's corpus (the Airflow database is shared by the session's tests)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -46,7 +47,7 @@ def _footage_events() -> list[dict]:
             select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.name == "emopipe_footage")
         ).all()  # fmt: skip
-    return [r[0] for r in rows]
+    return [r[0] for r in rows if str(root) in (r[0] or {}).get("roots", {}).values()]
 
 
 def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_db, tiny_corpus, tmp_path):
@@ -64,7 +65,7 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     assert refresh.new_media(str(params_file))["added"] == 0
     out = _dags_test("footage_landed", {"params_file": str(params_file)})
     assert "state=skipped" in out, out[-3000:]
-    assert _footage_events() == []
+    assert _footage_events(tiny_corpus) == []
 
     # A new actor's footage lands, with one corrupt file among it.
     generated = make_ravdess_demo(tmp_path / "gen", DemoConfig(**{**TINY_DEMO, "actors": 3, "faults": False}))
@@ -73,7 +74,7 @@ def test_footage_drop_refresh_is_incremental_forgets_and_keeps_lineage(airflow_d
     n_landed = len(list((tiny_corpus / "Actor_03").iterdir()))
     out = _dags_test("footage_landed", {"params_file": str(params_file)})
     assert "state=success" in out, out[-3000:]
-    (event,) = _footage_events()
+    (event,) = _footage_events(tiny_corpus)
     assert (event["added"], event["changed"], event["removed"]) == (n_landed, 0, 0)
 
     # The refresh the asset triggers (run here by hand), with a deletion request for actor 01.

@@ -54,7 +54,7 @@ def test_label_job_labels_every_clip_and_reports_war_uar(extracted, tmp_path):
     assert (tmp_path / "lab" / "reports" / "confusion" / "fer__ravdess.png").read_bytes()[:4] == b"\x89PNG"
     fused = out.fused_labels.to_pylist()
     assert len(fused) == clips.num_rows
-    assert all(r["label_source"] == ("human" if r["human_label"] else r["label_source"]) for r in fused)
+    assert all(r["train_label_source"] == ("human" if r["human_label"] else r["train_label_source"]) for r in fused)
 
     second = label_clips.run(params, extracted, tmp_path / "lab", "r2")
     assert (second.n_processed, second.n_reused, second.executor) == (0, first.n_rows, "none")  # no model loaded

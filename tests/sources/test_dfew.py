@@ -40,7 +40,7 @@ def test_reads_clips_labels_folds_and_votes(dfew_root):
         (4, "test"),
         (5, "train"),
     }
-    assert dict(r["label_votes"]) == {
+    assert schemas.as_dict(r["label_votes"]) == {
         "Happy": 0,
         "Sad": 0,
         "Neutral": 0,

@@ -32,10 +32,10 @@ def test_reads_clips_and_annotations(tmp_path):
     assert (a["arousal"], a["valence"], a["language"]) == (7.0, -2.0, "en")
     assert a["label"] is None and a["compound_labels"] == ["surprise", "anger"]
     assert a["native_label"] == "surprised, angry"
-    assert dict(a["native_fields"]) == {"audio_quality": "good"}
+    assert schemas.as_dict(a["native_fields"]) == {"audio_quality": "good"}
     b = rows["2026-11-01/cam1/b.mkv"]
     assert (b["label"], b["gender"], b["arousal"]) == ("happiness", "male", 3.0)
-    assert dict(b["native_fields"]) == {"speaker": "spk-2"}
+    assert schemas.as_dict(b["native_fields"]) == {"speaker": "spk-2"}
     c = rows["2026-11-02/c.mov"]
     assert c["label"] is None and c["gender"] is None and c["license"] == "CC BY 4.0, collected with consent"
 

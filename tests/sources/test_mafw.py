@@ -50,9 +50,9 @@ def test_reads_splits_captions_compound_and_sheet(mafw_root):
     assert (r["native_label"], r["label"]) == ("fear", "fear")
     assert [a for a in r["folds"] if a["split"] == "test"] == [{"fold": 3, "split": "test"}]
     assert r["description"] == "A person looks fear"
-    assert dict(r["native_fields"])["description_zh"] == "一个人看起来fear"
+    assert schemas.as_dict(r["native_fields"])["description_zh"] == "一个人看起来fear"
     assert r["compound_labels"] == ["fear", "surprise"]
-    assert dict(r["native_fields"])["label_ids"] == str(MAFW_CLASSES[::-1].index("fear") + 1)
+    assert schemas.as_dict(r["native_fields"])["label_ids"] == str(MAFW_CLASSES[::-1].index("fear") + 1)
     contempt = next(v for v in rows.values() if v["label"] == "contempt")
     assert contempt["label_basic7"] is None  # outside the 7 basic classes
     check = protocol.check(result.clips)["mafw"]

@@ -3,6 +3,7 @@
 import pyarrow as pa
 import pytest
 
+from emopipe import schemas
 from emopipe.stages import agreement as ag
 
 # ravdess: 10 clips, 3 classes, imbalanced (6 anger, 3 sadness, 1 fear)
@@ -55,7 +56,7 @@ def test_war_and_uar_differ_on_an_imbalanced_corpus():
     assert row["war_answered"] == pytest.approx(6 / 10)
     assert row["uar_answered"] == pytest.approx(7 / 18)
     assert row["classes"] == ["sadness", "anger", "fear"]  # canonical order
-    assert dict(row["per_class_recall"]) == pytest.approx({"sadness": 1 / 3, "anger": 5 / 6, "fear": 0.0})
+    assert schemas.as_dict(row["per_class_recall"]) == pytest.approx({"sadness": 1 / 3, "anger": 5 / 6, "fear": 0.0})
 
 
 def test_abstentions_count_as_wrong_but_not_in_the_answered_metrics():
@@ -67,7 +68,7 @@ def test_abstentions_count_as_wrong_but_not_in_the_answered_metrics():
     assert row["war"] == pytest.approx(7 / 10)
     # UAR = (5/6 + 1/3 + 1/1) / 3 = (13/6) / 3 = 13/18
     assert row["uar"] == pytest.approx(13 / 18)
-    assert dict(row["per_class_recall"]) == pytest.approx({"sadness": 1 / 3, "anger": 5 / 6, "fear": 1.0})
+    assert schemas.as_dict(row["per_class_recall"]) == pytest.approx({"sadness": 1 / 3, "anger": 5 / 6, "fear": 1.0})
     # every answer it gave is right
     assert row["war_answered"] == pytest.approx(1.0)
     assert row["uar_answered"] == pytest.approx(1.0)
@@ -113,7 +114,7 @@ def test_a_corpus_the_model_never_answers():
     assert (mafw["war"], mafw["uar"]) == (0.0, 0.0)
     assert mafw["war_answered"] is None
     assert mafw["uar_answered"] is None
-    assert dict(mafw["per_class_recall"]) == {"contempt": 0.0, "anxiety": 0.0}
+    assert schemas.as_dict(mafw["per_class_recall"]) == {"contempt": 0.0, "anxiety": 0.0}
     # ALL: 13 clips, 10 answered; WAR = 6 / 13; answered-only WAR = 6 / 10 as on ravdess
     total = rows["ALL", "m"]
     assert (total["n_clips"], total["n_answered"]) == (13, 10)

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from emopipe import io, schemas
-from emopipe.config import Params, SourceConfig
+from emopipe.config import Params, SourceConfig, SplitsConfig
 from emopipe.dataset import Dataset, DatasetWriter
 from emopipe.sources.base import ProgressFn, ScanResult
 
@@ -62,8 +62,9 @@ def run_sources(
     *,
     previous: Dataset | None = None,
     hashes: pathlib.Path | None = None,
+    splits: SplitsConfig | None = None,
 ) -> Dataset:
-    """Scan every source; write a dataset folder with the clips and quarantine tables.
+    """Scan every source; write a dataset folder with the clips, quarantine and splits tables.
 
     Args:
         sources: the corpora.
@@ -74,8 +75,10 @@ def run_sources(
         previous: the last ingest's dataset: its clips shards whose rows are unchanged are kept, not rewritten.
         hashes: a file of (path, size, mtime) -> sha256 records: files unchanged since are not hashed again; the
             records of this scan are written back to it.
+        splits: how the subject-disjoint folds are made (params.yaml `ingest.splits`); default: its defaults.
     """
     from emopipe import forget
+    from emopipe import splits as split_protocols
     from emopipe.sources import hashcache
 
     known = hashcache.load(hashes) if hashes else {}
@@ -83,6 +86,9 @@ def run_sources(
         results = [scan_source(s, run_id, progress) for s in sources]
     clips = pa.concat_tables([r.clips for r in results]) if results else schemas.from_rows([], schemas.CLIPS)
     clips, removed = forget.drop(clips, forgotten or {})
+    cfg = splits or SplitsConfig()
+    # after the forget register: a forgotten subject never takes a place in a fold
+    split_table = split_protocols.build(clips, cfg.subject_folds, cfg.seed)
     quarantine = (
         pa.concat_tables([r.quarantine for r in results]) if results else schemas.from_rows([], schemas.QUARANTINE)
     )
@@ -91,6 +97,7 @@ def run_sources(
     with DatasetWriter(out_dir, corpora=corpora, synthetic=generated) as writer:
         writer.write_table("clips", clips.sort_by("clip_id"), previous=previous)
         writer.write_table("quarantine", quarantine.sort_by([("path", "ascending"), ("stage", "ascending")]))
+        writer.write_table("splits", split_table)
         writer.write_json(forget.REMOVED, {"removed": removed})
         writer.record_stage("ingest", {"n_clips": clips.num_rows, "n_quarantined": quarantine.num_rows})
         out = writer.commit()

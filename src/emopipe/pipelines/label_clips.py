@@ -189,7 +189,7 @@ def run(
             "labelers": sorted(versions),
             "abstained": dict(sorted(Counter(r for r in labels["abstain_reason"].to_pylist() if r).items())),
             "agreement": agree.to_pylist(),
-            "fusion": dict(sorted(Counter(fused["label_source"].to_pylist()).items())),
+            "fusion": dict(sorted(Counter(fused["train_label_source"].to_pylist()).items())),
             "shards_written": len(written),
             "shards_kept": len(kept),
         }

@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from emopipe import executor, schemas
+from emopipe import executor, schemas, splits
 from emopipe.config import Params
 from emopipe.dataset import Dataset, DatasetWriter
 from emopipe.stages.base import StageSummary, Timer
@@ -126,7 +126,10 @@ def run(
     with DatasetWriter(out_dir, corpora=src.corpora, synthetic=src.synthetic, stages=stages) as writer:
         writer.write_table("clips", out_clips, previous=prev)
         writer.write_table("quarantine", quarantine.sort_by([("path", "ascending"), ("stage", "ascending")]))
-        writer.pass_through(src, [n for n in src.manifest.get("tables", {}) if n not in {"clips", "quarantine"}])
+        if src.has("splits"):  # a quarantined clip leaves its folds
+            writer.write_table("splits", splits.follow(src.splits, out_clips))
+        kept = {"clips", "quarantine", "splits"}
+        writer.pass_through(src, [n for n in src.manifest.get("tables", {}) if n not in kept])
         summary.n_processed = todo.num_rows
         summary.n_rows = out_clips.num_rows
         bad = pa.concat_tables([failed_before, failed])

@@ -109,6 +109,7 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
         forgotten=register,
         previous=Dataset(before) if before else None,
         hashes=params.work_dir / HASHES,
+        splits=params.ingest.splits,
     ).path
     io.write_json(folder / "media.json", snapshot)
     io.write_json(params.work_dir / "runs" / "MEDIA.json", snapshot)
@@ -289,6 +290,36 @@ def publish(params_file: str | None, run_id: str, validated_dir: str) -> str:
     return str(out)
 
 
+def export(
+    params_file: str | None, run_id: str, publish_json: str, formats: list[str] | tuple[str, ...] | None = None
+) -> str:
+    """Export the version the run published (or found unchanged) in each of `formats` (default: params.yaml
+    `export.formats`) into `<export.out_dir or work_dir/exports>/<tag>/<format>`; an export already there is kept.
+    Writes <run_dir>/export.json (format -> what was written) and returns its path."""
+    from emopipe import exports, forget, versioning
+
+    params = load(params_file, run_id)
+    chosen = list(formats if formats is not None else params.export.formats)
+    outcome = io.read_json(publish_json)
+    results: dict[str, Any] = {}
+    if chosen:
+        tag = outcome["version"]
+        ds, version = exports.open_version(params, tag)
+        register = forget.register(params.work_dir, versioning.published_forget_register(params))
+        base = params.export.out_dir or params.work_dir / "exports"
+        for fmt in chosen:
+            options = exports.Options.from_params(params, fmt, base / tag / fmt, progress=False)
+            res = exports.export(
+                ds, options, version=version, forgotten=register,
+                subject_folds=params.ingest.splits.subject_folds, seed=params.ingest.splits.seed,
+            )  # fmt: skip
+            log.info("%s", res.line())
+            results[fmt] = {"out": str(res.out), "line": res.line(), "counts": res.manifest["counts"]}
+    out = params.run_dir(run_id) / "export.json"
+    io.write_json(out, results)
+    return str(out)
+
+
 def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     """Write report.json and report.md for the run, whatever happened, point runs/LATEST at it, stop its Ray head."""
     from emopipe import raycluster
@@ -376,6 +407,8 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         }
     if (run_dir / "publish.json").exists():
         rep["publish"] = io.read_json(run_dir / "publish.json")
+    if (run_dir / "export.json").exists():
+        rep["exports"] = io.read_json(run_dir / "export.json")
     if (run_dir / "ingest" / "forget_removed.json").is_file():
         rep["forgotten"] = [
             {k: r[k] for k in ("subject_sha256", "corpus", "n_clips")}
@@ -408,6 +441,8 @@ def render_report(rep: dict[str, Any]) -> str:
             f"- DVC remote: `{pub['remote']}`",
             f"- reproduce: `git clone {pub['data_repo']} ds && cd ds && git checkout {pub['version']} && dvc pull`",
         ]
+    for fmt, facts in (rep.get("exports") or {}).items():
+        lines.append(f"- export {fmt}: {facts['line']}")
     if corpora := rep.get("corpora"):
         lines += [
             f"- corpus {name} at `{root}`: {rep['clips_by_corpus'].get(name, 0)} clips, "

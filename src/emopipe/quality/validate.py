@@ -40,6 +40,23 @@ def _coverage(clips: pa.Table, extraction: pa.Table) -> str | None:
     )
 
 
+def _splits(ds: Dataset, clips: pa.Table, tables: dict[str, pa.Table]) -> list[str]:
+    """Add the splits table and what its folds' train and test parts share (split_leaks) to the gate's tables;
+    return the blocking messages the suites cannot express (a schema mismatch, rows of clips that do not exist)."""
+    from emopipe import splits
+
+    tables["splits"] = ds.raw("splits")
+    try:
+        table = ds.splits
+    except schemas.SchemaError as err:
+        return [f"splits: does not match schemas/splits.yaml: {err}"]
+    tables["split_leaks"] = splits.leaks(table, clips)
+    strays = sorted(set(table["clip_id"].to_pylist()) - set(clips["clip_id"].to_pylist()))
+    if strays:
+        return [f"splits: {len(strays)} clips in the splits table are not in clips {strays[:MAX_LISTED]}"]
+    return []
+
+
 def _gx_context(project_dir: pathlib.Path) -> Any:
     # GX logs hundreds of INFO lines per run (its decorators at import, `config_provider` on every asset): quiet
     # them before the first import, unless someone configured GX's logging on purpose.
@@ -154,6 +171,8 @@ def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, r
         tables["extraction"] = extraction
         if clips is not None and (gap := _coverage(clips, extraction)):
             errors.append(gap)
+    if clips is not None and ds.has("splits"):
+        errors += _splits(ds, clips, tables)
     labelled = ds.label_tables()
     tables.update(labelled)
     if clips is not None:
@@ -180,6 +199,9 @@ def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, r
             for name in metrics.METRICS:
                 if name in tables:
                     io.write_table(tables[name], reports / f"{name}.parquet", schemas.load_schema(name))
+            if "split_leaks" in tables:  # what each fold's train and test parts share, published with the version
+                leaks = tables["split_leaks"]
+                io.write_table(leaks, reports / "split_leaks.parquet", schemas.load_schema("split_leaks"))
             io.write_json(reports / "balance.json", metrics.balance_metrics(tables))
             io.write_json(reports / "bias.json", metrics.bias_metrics(tables))
         io.write_json(writer.tmp / "validation.json", result.to_dict())

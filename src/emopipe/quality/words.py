@@ -102,8 +102,9 @@ _COLUMN_GUARDS: dict[tuple[str, str | None, str | None], str] = {
     "is high enough to trust its labels.",
     ("agreement", "coverage", None): "A labeler answers for most of the human-labelled clips.",
     ("fused_labels", "clip_id", None): "One training label per clip.",
-    ("fused_labels", "label_source", None): "Every training label says where it came from (human, model or none).",
-    ("fused_labels", "label", None): "Training labels belong to the canonical taxonomy.",
+    ("fused_labels", "train_label_source", None): "Every training label says where it came from "
+    "(human, model or none).",
+    ("fused_labels", "train_label", None): "Training labels belong to the canonical taxonomy.",
     ("fused_labels", "disagreement", None): "Shows where the model and the human label disagree.",
     ("label_dependence", "cramers_v", None): "The human label does not depend strongly on a demographic group "
     "(a group portrayed or annotated with a different mix of emotions).",

@@ -1,10 +1,11 @@
-"""Label fusion: one label per clip from the human label and one labeler's model label, a pure function.
+"""Label fusion: one label to train on per clip (`train_label`), from the human label and one labeler's model label,
+a pure function.
 
 The human label always wins where there is one (a disagreeing model is recorded in `disagreement`, not acted on).
 An unlabelled clip takes the model's label only when the model is confident enough: its confidence must reach
 `min_confidence`. A generative labeler (a video LLM) gives no confidence (null); its labels count only when
 `min_confidence <= 0`, i.e. when the caller explicitly accepts every model label. Everything else stays unlabelled
-(`label_source` "none").
+(`train_label_source` "none").
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def _require(table: pa.Table, name: str, columns: tuple[str, ...]) -> None:
 def fuse(clips: pa.Table, labels: pa.Table, labeler: str, min_confidence: float) -> pa.Table:
     """Fuse the human labels with one labeler's labels into one label per clip.
 
-    Per clip: the human label if set (`label_source` "human"); else the model label if the model gave one with
-    confidence >= `min_confidence` (compared at float32, the precision confidences are stored in, so a confidence
-    written as 0.7 passes a threshold of 0.7), or with a null confidence when `min_confidence <= 0`
-    (`label_source` "model"); else null (`label_source` "none"). `disagreement` is set wherever both a human and a
-    model label exist, whatever the confidence.
+    Per clip, `train_label`: the human label if set (`train_label_source` "human"); else the model label if the
+    model gave one with confidence >= `min_confidence` (compared at float32, the precision confidences are stored
+    in, so a confidence written as 0.7 passes a threshold of 0.7), or with a null confidence when
+    `min_confidence <= 0` (`train_label_source` "model"); else null (`train_label_source` "none"). `disagreement`
+    is set wherever both a human and a model label exist, whatever the confidence.
 
     Args:
         clips: at least clip_id, corpus and label (the human canonical label, nullable); clip_id unique.
@@ -108,8 +109,8 @@ def fuse(clips: pa.Table, labels: pa.Table, labeler: str, min_confidence: float)
                 "human_label": human,
                 "model_label": predicted,
                 "model_confidence": confidence,
-                "label": label,
-                "label_source": source,
+                "train_label": label,
+                "train_label_source": source,
                 "disagreement": None if human is None or predicted is None else human != predicted,
             }
         )
