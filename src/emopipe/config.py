@@ -135,9 +135,20 @@ class ExtractConfig:
         crop_size: side of the square aligned face crops.
         keep_frames: store the sampled frames (JPEG) as well as the face crops.
         jpeg_quality: JPEG quality of stored frames and crops.
-        face_detector: mtcnn (weights from the facenet-pytorch wheel, or face_weights) or haar (OpenCV).
+        face_detector: mtcnn (the MTCNN cascade on the first sampled frame and wherever following the face fails;
+            the face followed through the other frames in a window around it), mtcnn_full (the whole cascade on
+            every frame, as before version 2), or haar (OpenCV). MTCNN's weights come from the facenet-pytorch
+            wheel, or face_weights.
         face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
         min_face_size: smallest face searched for, in stored-frame pixels.
+        min_face_fraction: smallest face searched for as a share of the stored frame's shorter side (mtcnn,
+            mtcnn_full); the larger of the two sets where the image pyramid starts. 0 leaves min_face_size alone.
+        redetect_every: mtcnn: run the whole cascade every this many sampled frames even where the face is followed;
+            0 only on the first frame and where following fails.
+        track_min_score: mtcnn: a followed face scoring below this (ONet score, 0.9..1) is looked for again with the
+            whole cascade on its frame.
+        decoder: decord, pyav or torchcodec (needs FFmpeg's shared libraries; see emopipe.stages.frames).
+        torch_threads: intra-op threads of the face detector per actor (one actor per core wants 1).
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
     """
 
@@ -154,6 +165,11 @@ class ExtractConfig:
     face_detector: str = "mtcnn"
     face_weights: str | None = None
     min_face_size: int = 20
+    min_face_fraction: float = 0.0
+    redetect_every: int = 0
+    track_min_score: float = 0.95
+    decoder: str = "decord"
+    torch_threads: int = 1
     audio: bool = True
 
     def __post_init__(self) -> None:
@@ -163,8 +179,20 @@ class ExtractConfig:
             raise ValueError("extract_features: frame_size must be >= 32 and crop_size >= 16")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("extract_features.jpeg_quality must be 1..100")
-        if self.face_detector not in {"mtcnn", "haar"}:
-            raise ValueError(f"extract_features.face_detector must be mtcnn or haar, got {self.face_detector!r}")
+        if self.face_detector not in {"mtcnn", "mtcnn_full", "haar"}:
+            raise ValueError(
+                f"extract_features.face_detector must be mtcnn, mtcnn_full or haar, got {self.face_detector!r}"
+            )
+        if not 0 <= self.min_face_fraction < 1:
+            raise ValueError(f"extract_features.min_face_fraction must be in [0, 1), got {self.min_face_fraction!r}")
+        if self.redetect_every < 0:
+            raise ValueError(f"extract_features.redetect_every must be an integer >= 0, got {self.redetect_every!r}")
+        if not 0.9 <= self.track_min_score <= 1:
+            raise ValueError(f"extract_features.track_min_score must be in [0.9, 1], got {self.track_min_score!r}")
+        if self.decoder not in {"decord", "pyav", "torchcodec"}:
+            raise ValueError(f"extract_features.decoder must be decord, pyav or torchcodec, got {self.decoder!r}")
+        if self.torch_threads < 1:
+            raise ValueError(f"extract_features.torch_threads must be an integer >= 1, got {self.torch_threads!r}")
         if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
             raise ValueError(f"extract_features.num_gpus must be 'auto' or a number >= 0, got {self.num_gpus!r}")
 
