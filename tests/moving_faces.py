@@ -61,14 +61,15 @@ class Shot:
 
 
 def _portrait(photos: dict[str, np.ndarray], index: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
-    """LFW face `index` enlarged 4-6x and pasted onto a face-free photograph; returns it and the face box."""
+    """LFW face `index` enlarged 4-6x and pasted onto a face-free photograph five faces wide; returns it and the
+    pasted square (the face box)."""
     import cv2
 
     side = int(rng.integers(4, 7)) * LFW_SIDE
     background = photos[NO_FACE[int(rng.integers(len(NO_FACE)))]]
-    canvas = cv2.resize(background, (3 * side, 3 * side), interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(background, (5 * side, 5 * side), interpolation=cv2.INTER_AREA)
     face = cv2.resize(photos["lfw"][index], (side, side), interpolation=cv2.INTER_CUBIC)
-    x, y = (int(v) for v in rng.integers(side // 2, 3 * side - side - side // 2, 2))
+    x, y = (int(v) for v in rng.integers(side, 5 * side - 2 * side, 2))
     # feather the edge so that the paste is not a hard square
     ramp = np.minimum(np.arange(side), np.arange(side)[::-1]) / (side / 8)
     alpha = np.clip(np.minimum(ramp[:, None], ramp[None, :]), 0, 1)[..., None]
@@ -90,6 +91,7 @@ def _render(photo: np.ndarray, scale: float, cx: float, cy: float, size: tuple[i
 def moving_face_clip(
     seed: int,
     photos: dict[str, np.ndarray],
+    *,
     n: int = 16,
     size: tuple[int, int] = (398, 224),
     face_sizes: tuple[float, float] = (0.12, 0.6),

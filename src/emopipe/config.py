@@ -165,7 +165,7 @@ class ExtractConfig:
     face_detector: str = "mtcnn"
     face_weights: str | None = None
     min_face_size: int = 20
-    min_face_fraction: float = 0.0
+    min_face_fraction: float = 0.1
     redetect_every: int = 0
     track_min_score: float = 0.95
     decoder: str = "decord"

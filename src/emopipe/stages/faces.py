@@ -838,7 +838,7 @@ class TrackingMTCNN(MTCNNDetector):
         device: str = "cpu",
         *,
         min_face_fraction: float = 0.0,
-        redetect_every: int = 8,
+        redetect_every: int = 0,
         track_min_score: float = 0.95,
     ) -> None:
         if redetect_every < 0:
@@ -995,7 +995,7 @@ def make_detector(
     min_face_size: int = 20,
     *,
     min_face_fraction: float = 0.0,
-    redetect_every: int = 8,
+    redetect_every: int = 0,
     track_min_score: float = 0.95,
 ) -> MTCNNDetector | HaarDetector:
     """A face detector by name.

@@ -5,8 +5,8 @@ packets, not its header) and the same pixels within a small tolerance (tests/sta
 compares them side by side):
 - decord (default): `VideoReader(width=…, height=…)` scales inside FFmpeg's filter graph, so full-size frames are
   never converted to RGB; only the sampled indices are fetched (`get_batch`).
-- pyav: counts the packets, then decodes once from the start, converting (and resizing, bicubic as FFmpeg's scale
-  filter does) only the sampled frames, and stops after the last one.
+- pyav: counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
+  swscale) only the sampled frames, and stops after the last one.
 - torchcodec (what Hugging Face `datasets` decodes video with): `VideoDecoder` with its `Resize` transform (bilinear
   with anti-aliasing, inside FFmpeg) and `get_frames_at`. It needs FFmpeg's shared libraries on the machine (FFmpeg
   4-7, e.g. Debian's libavcodec59 and friends) and the CPU wheel torchcodec 0.13 (later releases on PyPI are CUDA
@@ -233,7 +233,7 @@ def _read_pyav(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int
             stream.thread_count = 1  # one decoding thread per actor, as decord's num_threads=1
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    rgb = frame.reformat(width=tw, height=th, format="rgb24", interpolation="BICUBIC").to_ndarray()
+                    rgb = frame.reformat(width=tw, height=th, format="rgb24", interpolation="BILINEAR").to_ndarray()
                     frames += [rgb] * wanted[i]
                     times += [float(frame.time or 0.0)] * wanted[i]
                 if i >= indices[-1]:
