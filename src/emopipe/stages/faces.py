@@ -620,7 +620,8 @@ class MTCNNDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.min_score = float(min_score)
         self.device = torch.device(device)
-        self.counts = {"full": 0, "tracked": 0}  # frames through the full cascade / followed, since construction
+        # since construction: frames through the full cascade, and attempts to follow a face into a frame
+        self.counts = {"full": 0, "tracked": 0}
         nets = []
         for cls, filename in zip(_mtcnn_nets(), MTCNN_FILES, strict=True):
             net = cls()
@@ -810,10 +811,9 @@ class TrackingMTCNN(MTCNNDetector):
     """MTCNN that detects on some frames and follows the face through the others (see the module docstring).
 
     `detect(frames)` treats the frames as consecutive samples of one clip. The full cascade runs on frames 0,
-    redetect_every, 2 x redetect_every, ... (one batch), on every frame whose previous frame has no face, and on
-    every frame where following the face fails or scores below track_min_score. Each other frame is searched only
-    in a window around the previous frame's face, at the face sizes near it. Frames at the same distance from their
-    last full detection are followed together, in one batch.
+    redetect_every, 2 x redetect_every, ... (one batch), after frames without a face, and on every frame where
+    following the face fails or scores below track_min_score. Every other frame is searched only in a window around
+    an earlier frame's face, at the pyramid levels near its size (`_track`), many frames per batch (`detect`).
 
     Args:
         weights_dir: as MTCNNDetector.
