@@ -310,6 +310,19 @@ def test_tracking_follows_a_face_through_a_cut_and_frames_without_one(tracker, p
     assert agreement(reference, found)["recall"] == 1.0
 
 
+def test_tracker_degenerate_inputs(tracker, astronaut):
+    import torch
+
+    assert tracker.detect(np.zeros((0, 64, 64, 3), np.uint8)) == []
+    assert tracker.detect(np.zeros((3, 10, 15, 3), np.uint8)) == [None] * 3  # smaller than the smallest face
+    with pytest.raises(ValueError, match="uint8"):
+        tracker.detect(np.zeros((1, 64, 64, 3), np.float32))
+    # an anchor far outside the frame (MTCNN boxes are not clipped): nothing to follow there, no crash
+    lost = faces.Face((900.0, 900.0, 1000.0, 1000.0), 0.99, None)
+    with torch.inference_mode():
+        assert tracker._track(astronaut[None], [0], [lost]) == [None]
+
+
 def test_redetect_every_runs_the_full_cascade_on_schedule(photos):
     frames, _ = moving_face_clip(1, photos, n=12, no_face_share=0.0)
     frames = np.stack([frames[0]] * 12)  # one still face: only the schedule decides

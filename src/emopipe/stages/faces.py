@@ -350,8 +350,9 @@ class _Sums:
         h, w = self.height, self.width
         if regions is None:
             regions = [(0, 0, h, w)] * len(inds)
-        regions = [(max(0, t), max(0, lf), min(h, b), min(w, r)) for t, lf, b, r in regions]
-        regions = [(t, lf, max(b, t + 1), max(r, lf + 1)) for t, lf, b, r in regions]  # never empty
+        # clipped to the frame, and never empty (a region wholly outside keeps one row or column at the edge)
+        regions = [(min(max(0, t), h - 1), min(max(0, lf), w - 1), min(h, b), min(w, r)) for t, lf, b, r in regions]
+        regions = [(t, lf, max(b, t + 1), max(r, lf + 1)) for t, lf, b, r in regions]
         rows = max(b - t for t, _, b, _ in regions)
         cols = max(r - lf for _, lf, _, r in regions)
         # int32 holds 255 * H * W exactly up to ~8 Mpixel regions; float64 (exact to 2**53) beyond
@@ -359,8 +360,11 @@ class _Sums:
         tables = np.empty((len(inds), rows + 1, cols + 1, 3), dtype)
         for k, (i, (t, lf, b, r)) in enumerate(zip(inds, regions, strict=True)):
             table = cv2.integral(np.ascontiguousarray(frames[i, t:b, lf:r]), sdepth=depth)
-            # Edge padding repeats the last row/column of sums: cells past the region add nothing.
-            tables[k] = np.pad(table, ((0, rows + 1 - table.shape[0]), (0, cols + 1 - table.shape[1]), (0, 0)), "edge")
+            if table.shape[:2] == (rows + 1, cols + 1):
+                tables[k] = table
+            else:  # edge padding repeats the last row/column of sums: cells past the region add nothing
+                pad = ((0, rows + 1 - table.shape[0]), (0, cols + 1 - table.shape[1]), (0, 0))
+                tables[k] = np.pad(table, pad, "edge")
         self.tables = torch.from_numpy(tables).to(device)
         self.top = torch.tensor([t for t, _, _, _ in regions], dtype=torch.long, device=device)
         self.left = torch.tensor([lf for _, lf, _, _ in regions], dtype=torch.long, device=device)
