@@ -319,9 +319,20 @@ class ExtractConfig(_Section):
         crop_size: side of the square aligned face crops, >= 16.
         keep_frames: store the sampled frames (JPEG) as well as the face crops.
         jpeg_quality: JPEG quality of stored frames and crops (1..100).
-        face_detector: mtcnn (weights from the facenet-pytorch wheel, or face_weights) or haar (OpenCV).
+        face_detector: mtcnn (the MTCNN cascade on the first sampled frame and wherever following the face fails;
+            the face followed through the other frames in a window around it), mtcnn_full (the whole cascade on
+            every frame, as before version 2), or haar (OpenCV). MTCNN's weights come from the facenet-pytorch
+            wheel, or face_weights.
         face_weights: a folder with the user's own pnet.pt / rnet.pt / onet.pt; None uses the packaged ones.
         min_face_size: smallest face searched for, in stored-frame pixels.
+        min_face_fraction: smallest face searched for as a share of the stored frame's shorter side (mtcnn,
+            mtcnn_full); the larger of the two sets where the image pyramid starts. 0 leaves min_face_size alone.
+        redetect_every: mtcnn: run the whole cascade every this many sampled frames even where the face is followed;
+            0 only on the first frame and where following fails.
+        track_min_score: mtcnn: a followed face scoring below this (ONet score, 0.9..1) is looked for again with the
+            whole cascade on its frame.
+        decoder: decord, pyav or torchcodec (needs FFmpeg's shared libraries; see emopipe.stages.frames).
+        torch_threads: intra-op threads of the face detector per actor (one actor per core wants 1).
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
         max_audio_s: the audio kept per clip, in seconds: PCM, log-mel and eGeMAPS cover the first `max_audio_s`
             seconds of the track (decoding stops there), so a long clip costs bounded memory and row size.
@@ -339,9 +350,14 @@ class ExtractConfig(_Section):
     crop_size: Annotated[int, Field(ge=16)] = 112
     keep_frames: bool = True
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 90
-    face_detector: Literal["mtcnn", "haar"] = "mtcnn"
+    face_detector: Literal["mtcnn", "mtcnn_full", "haar"] = "mtcnn"
     face_weights: OptionalPathStr = None
     min_face_size: Count = 20
+    min_face_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    redetect_every: Annotated[int, Field(ge=0)] = 0
+    track_min_score: Annotated[float, Field(ge=0.9, le=1)] = 0.95
+    decoder: Literal["decord", "pyav", "torchcodec"] = "decord"
+    torch_threads: Count = 1
     audio: bool = True
     max_audio_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 

@@ -64,3 +64,105 @@ def test_audio_file_has_no_video_stream(tmp_path):
     with pytest.raises(frames.FrameError) as err:
         frames.read_video(tmp_path / "a.wav", 4, 32)
     assert err.value.code == "no_video_stream"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The three decoders: same indices and counts, pixels within a tolerance, the same errors.
+# Tolerance: the resizers differ (decord and PyAV: FFmpeg's bilinear swscale, but decord resizes some widths with
+# OpenCV instead; torchcodec: bilinear with anti-aliasing), so pixels of a real picture downscaled ~2x (as 360p to
+# 224) differ by a mean of at most ~1 grey level, and by more than 8 only at 1 % of them (edges).
+MEAN_TOLERANCE, P99_TOLERANCE = 1.5, 8
+
+
+def _available(decoder: str) -> bool:
+    try:
+        frames.check_decoder(decoder)
+    except frames.DecoderUnavailable:
+        return False
+    return True
+
+
+def _needs(decoder: str):
+    if not _available(decoder):
+        with pytest.raises(frames.DecoderUnavailable) as err:
+            frames.check_decoder(decoder)
+        pytest.skip(f"{decoder} cannot run here: {err.value}")
+
+
+def _avi(path, images, fps=25):
+    """MPEG-4 Part 2 in AVI, as DFEW's movie clips."""
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = images.shape[2], images.shape[1], "yuv420p"
+        video.bit_rate = 800_000
+        for img in images:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(video.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    from tests.corpora import face_frames
+
+    root = tmp_path_factory.mktemp("decoders")
+    write_mp4(root / "index.mp4", index_frames(30, size=(96, 64)), 10, None)
+    write_mp4(root / "face.mp4", face_frames(45, size=(320, 240)), 15, None)
+    _avi(root / "face.avi", face_frames(40, size=(320, 176)))
+    write_mp4(root / "short.mp4", index_frames(5, size=(96, 64)), 10, None)
+    return root
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "torchcodec"])
+@pytest.mark.parametrize("name", ["index.mp4", "face.mp4", "face.avi", "short.mp4"])
+def test_decoders_read_the_same_frames(clips, decoder, name):
+    _needs(decoder)
+    short = (
+        48 if name.endswith(".mp4") and "face" not in name else 112
+    )  # the face clips: a ~2x downscale, as 360p->224
+    reference = frames.read_video(clips / name, 8, short_side=short, decoder="decord")
+    got = frames.read_video(clips / name, 8, short_side=short, decoder=decoder)
+    assert got.n_source_frames == reference.n_source_frames
+    assert got.indices == reference.indices
+    assert got.frames.shape == reference.frames.shape and got.frames.dtype == np.uint8
+    diff = np.abs(got.frames.astype(int) - reference.frames.astype(int))
+    assert diff.mean() <= MEAN_TOLERANCE and np.percentile(diff, 99) <= P99_TOLERANCE, (diff.mean(), diff.max())
+    assert np.allclose(got.times_s, reference.times_s, atol=1e-3)
+    if name.startswith("index"):  # flat frames: which frame was read is exact
+        levels = got.frames.reshape(8, -1).mean(axis=1)
+        assert np.allclose(levels, [8 * i + 4 for i in got.indices], atol=4)
+
+
+@pytest.mark.parametrize("decoder", frames.DECODERS)
+def test_every_decoder_reports_broken_files_the_same_way(tmp_path, decoder):
+    from tests.corpora import face_frames, tone, truncated_clip
+
+    from emopipe.demo import write_wav
+
+    _needs(decoder)
+    truncated_clip(tmp_path / "cut.mp4", face_frames(40))
+    (tmp_path / "notes.mp4").write_text("this is a text file someone renamed to .mp4\n")
+    write_wav(tmp_path / "a.wav", tone(0.5))
+    for name, code in (("cut.mp4", "decode_failed"), ("notes.mp4", "decode_failed"), ("a.wav", "no_video_stream")):
+        with pytest.raises(frames.FrameError) as err:
+            frames.read_video(tmp_path / name, 4, 32, decoder=decoder)
+        assert err.value.code == code, (name, err.value.detail)
+        assert err.value.detail and "\n" not in err.value.detail
+
+
+def test_an_unknown_decoder_is_one_line():
+    with pytest.raises(frames.DecoderUnavailable, match=r"^extract_features.decoder must be one of decord, pyav, "):
+        frames.check_decoder("opencv")
+    with pytest.raises(frames.DecoderUnavailable):
+        frames.read_video(__import__("pathlib").Path("x.mp4"), 4, 32, decoder="opencv")
+
+
+@pytest.mark.skipif(_available("torchcodec"), reason="torchcodec loads here: FFmpeg's shared libraries are installed")
+def test_torchcodec_without_ffmpeg_names_what_is_missing():
+    with pytest.raises(frames.DecoderUnavailable) as err:
+        frames.check_decoder("torchcodec")
+    text = str(err.value)
+    assert "\n" not in text and "torchcodec" in text
+    assert "FFmpeg" in text or "pip install torchcodec" in text

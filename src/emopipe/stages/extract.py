@@ -27,14 +27,22 @@ log = logging.getLogger(__name__)
 FEATURES = schemas.load_schema("features")
 EXTRACTION = schemas.load_schema("extraction")
 # Bump when the code changes what a row holds; settings that change the output are hashed in as well.
-EXTRACTOR_CODE_VERSION = "1"
+EXTRACTOR_CODE_VERSION = "2"  # 2: tracked MTCNN (face_box_sources), decoder setting
 INPUT_COLUMNS = ("clip_id", "corpus", "sha256", "media_path", "media_form", "width", "height")
 
 
 def extractor_version(cfg: ExtractConfig) -> str:
-    """`<code version>+<hash of the settings that change the output>`, e.g. `1+3fa2c9d0`."""
+    """`<code version>+<hash of the settings that change the output>`, e.g. `2+3fa2c9d0`.
+
+    Raises:
+        frames.DecoderUnavailable: the configured decoder cannot load on this machine. Checked here because every
+            run asks for the version on the driver before an actor starts, so a missing library is one line there,
+            not an actor's traceback.
+    """
+    frames.check_decoder(cfg.decoder)
     keys = ("n_frames", "frame_size", "crop_size", "keep_frames", "jpeg_quality", "face_detector", "face_weights")
-    keys += ("min_face_size", "audio", "max_audio_s")
+    keys += ("min_face_size", "min_face_fraction", "redetect_every", "track_min_score", "decoder", "audio")
+    keys += ("max_audio_s",)
     settings = json.dumps({k: str(getattr(cfg, k)) for k in keys}, sort_keys=True)
     return f"{EXTRACTOR_CODE_VERSION}+{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
@@ -94,12 +102,20 @@ class ClipExtractor:
 
         from emopipe.stages.faces import make_detector
 
-        torch.set_num_threads(1)  # one actor per core; intra-op threads would fight over it
+        torch.set_num_threads(cfg.torch_threads)  # one actor per core: more intra-op threads would fight over it
         if device is None:
             device = "cuda" if cfg.num_gpus and torch.cuda.is_available() else "cpu"
         self.cfg, self.roots, self.device = cfg, {c: pathlib.Path(r) for c, r in roots.items()}, device
         self.version = extractor_version(cfg)
-        self.detector = make_detector(cfg.face_detector, cfg.face_weights, device, cfg.min_face_size)
+        self.detector = make_detector(
+            cfg.face_detector,
+            cfg.face_weights,
+            device,
+            cfg.min_face_size,
+            min_face_fraction=cfg.min_face_fraction,
+            redetect_every=cfg.redetect_every,
+            track_min_score=cfg.track_min_score,
+        )
         self.detector_name = f"{cfg.face_detector}:{cfg.face_weights or 'packaged'}"
         if cfg.audio:
             audio.egemaps_names()  # load openSMILE now, not inside the first clip's timing
@@ -133,7 +149,7 @@ class ClipExtractor:
 
         cfg = self.cfg
         try:
-            sampled = frames.read_frames(path, cfg.n_frames, cfg.frame_size, size if all(size) else None)
+            sampled = frames.read_frames(path, cfg.n_frames, cfg.frame_size, size if all(size) else None, cfg.decoder)
         except frames.FrameError as err:
             row.update(error=err.code, error_detail=err.detail)
             return
@@ -149,6 +165,7 @@ class ClipExtractor:
                 None if f is None else dict(zip(("x1", "y1", "x2", "y2"), f.box, strict=True), score=f.score)
                 for f in found
             ],
+            face_box_sources=[None if f is None else f.source for f in found],
             face_landmarks=[
                 None if f is None or f.landmarks is None else [c for pt in f.landmarks for c in pt] for f in found
             ],

@@ -1,9 +1,18 @@
-"""Uniformly sampled frames: decord decodes only what it must and resizes at decode time.
+"""Uniformly sampled frames, read by one of three decoders that resize at decode time.
 
-A video clip is read with `decord.VideoReader(width=…, height=…)`, so the scaler runs inside the decoder and
-full-size frames are never converted to RGB; only the sampled indices are fetched (`get_batch`). For long-GOP
-H.264 every frame still has to be decoded, which is the floor (see benchmarks/README.md). A folder of frame
-images (DFEW's clip_224x224) is sampled the same way by reading only the chosen files.
+`extract_features.decoder` picks the decoder; all three give the same frame indices (counted from the file's
+packets, not its header) and the same pixels within a small tolerance (tests/stages/test_frames.py, and the benchmark
+compares them side by side):
+- decord (default): `VideoReader(width=…, height=…)` scales inside FFmpeg's filter graph, so full-size frames are
+  never converted to RGB; only the sampled indices are fetched (`get_batch`).
+- pyav: counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
+  swscale) only the sampled frames, and stops after the last one.
+- torchcodec (what Hugging Face `datasets` decodes video with): `VideoDecoder` with its `Resize` transform (bilinear
+  with anti-aliasing, inside FFmpeg) and `get_frames_at`. It needs FFmpeg's shared libraries on the machine (FFmpeg
+  4-7, e.g. Debian's libavcodec59 and friends) and the CPU wheel torchcodec 0.13 (later releases on PyPI are CUDA
+  builds); `check_decoder` names what is missing in one line.
+For long-GOP H.264 every frame has to be decoded whichever decoder runs, which is the floor (benchmarks/README.md).
+A folder of frame images (DFEW's clip_224x224) is sampled the same way by reading only the chosen files.
 """
 
 from __future__ import annotations
@@ -11,10 +20,40 @@ from __future__ import annotations
 import pathlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from emopipe.stages.probe import IMAGE_EXTENSIONS
+
+DECODERS = ("decord", "pyav", "torchcodec")
+
+
+class DecoderUnavailable(ValueError):
+    """The configured decoder cannot run on this machine (a setup problem, not a clip's)."""
+
+
+def check_decoder(name: str) -> None:
+    """Load the decoder `name` now, so that a missing library is one line before any clip is read.
+
+    Raises:
+        DecoderUnavailable: unknown name, or the decoder's package or shared libraries are missing.
+    """
+    if name not in DECODERS:
+        raise DecoderUnavailable(f"extract_features.decoder must be one of {', '.join(DECODERS)}, got {name!r}")
+    module = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders"}[name]
+    try:
+        __import__(module)
+    except ImportError as err:
+        pin = {"decord": "decord==0.6.0", "pyav": "av==18.1.0", "torchcodec": "torchcodec==0.13.0"}[name]
+        raise DecoderUnavailable(f"extract_features.decoder {name}: {err}; install it with pip install {pin}") from err
+    except (RuntimeError, OSError) as err:  # torchcodec: found, but FFmpeg's shared libraries are not
+        raise DecoderUnavailable(
+            f"extract_features.decoder torchcodec: cannot load FFmpeg's shared libraries (libavutil, libavcodec, "
+            f"libavformat, libavfilter, libswscale, libswresample of FFmpeg 4-7; on Debian 12: apt-get install "
+            f"libavcodec59 libavformat59 libavutil57 libavfilter8 libswscale6 libswresample4 libavdevice59): "
+            f"{str(err).splitlines()[0]}"
+        ) from err
 
 
 class FrameError(Exception):
@@ -92,22 +131,42 @@ def _resize_all(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
 
 
-def read_video(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None = None) -> SampledFrames:
-    """Sample `n` frames of a video file with decord, resized at decode to `short_side` (aspect kept).
+def read_video(
+    path: pathlib.Path,
+    n: int,
+    short_side: int,
+    size_hint: tuple[int, int] | None = None,
+    decoder: str = "decord",
+) -> SampledFrames:
+    """Sample `n` frames of a video file, resized at decode to `short_side` (aspect kept).
 
     Args:
         path: the video file.
         n: frames to sample.
         short_side: length of the shorter side of the returned frames.
         size_hint: the probed (width, height), which saves opening the file twice; None reads it from the file.
+        decoder: decord, pyav or torchcodec (see the module docstring).
 
     Raises:
-        FrameError: `no_video_stream` when the file has no video, `decode_failed` when decoding breaks.
+        FrameError: `no_video_stream` when the file has no video, `decode_failed` when decoding breaks or the file
+            holds fewer frames than its header lists (a truncated file).
+        DecoderUnavailable: an unknown decoder.
     """
+    readers = {"decord": _read_decord, "pyav": _read_pyav, "torchcodec": _read_torchcodec}
+    if decoder not in readers:
+        raise DecoderUnavailable(f"extract_features.decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    hint = size_hint if size_hint is not None and all(size_hint) else None
+    got = readers[decoder](path, n, short_side, hint)
+    if got.frames.shape[0] != n:
+        raise FrameError("decode_failed", f"asked {n} frames, got {got.frames.shape[0]}")
+    return got
+
+
+def _read_decord(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None) -> SampledFrames:
     import decord
 
     try:
-        if size_hint is None or not all(size_hint):
+        if size_hint is None:
             probe = decord.VideoReader(str(path), num_threads=1)
             h, w = probe[0].shape[:2] if len(probe) else (0, 0)
             del probe
@@ -131,18 +190,102 @@ def read_video(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int
             frames = _resize_all(reader.get_batch(indices).asnumpy(), tw, th)
         times = [float(t[0]) for t in reader.get_frame_timestamp(indices)]
     except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError when it cannot open a file
-        text = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-        code = "no_video_stream" if "video stream" in text.lower() else "decode_failed"
-        raise FrameError(code, text) from err
-    if frames.shape[0] != n:
-        raise FrameError("decode_failed", f"asked {n} frames, got {frames.shape[0]}")
+        raise _decode_error(err) from err
     return SampledFrames(indices, times, frames, total)
 
 
+def _truncated(found: int, listed: int | None) -> bool:
+    """Fewer frames in the file than its header lists: a cut-off download. AVI headers often count one frame more
+    than the packets hold, so a frame in fifty (at least one) is let go."""
+    return bool(listed) and found < listed - max(1, listed // 50)
+
+
+def _decode_error(err: Exception) -> FrameError:
+    text = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+    code = "no_video_stream" if "video stream" in text.lower() else "decode_failed"
+    return FrameError(code, text)
+
+
+def _read_pyav(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None) -> SampledFrames:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise FrameError("no_video_stream", "the file has no video stream")
+            stream = container.streams.video[0]
+            listed = stream.frames  # the header's count (0 when the container has none)
+            w, h = size_hint or (stream.codec_context.width, stream.codec_context.height)
+            # the frame count from the packets themselves (what decord indexes), without decoding them
+            total = sum(1 for packet in container.demux(stream) if packet.size)
+        if total < 1 or not w or not h:
+            raise FrameError("no_video_stream", "the decoder found no video frames")
+        if _truncated(total, listed):
+            raise FrameError("decode_failed", f"the file holds {total} of the {listed} frames its header lists")
+        tw, th = target_size(w, h, short_side)
+        indices = sample_indices(total, n)
+        wanted: dict[int, int] = {}  # frame index -> how many times it is sampled (short clips repeat frames)
+        for i in indices:
+            wanted[i] = wanted.get(i, 0) + 1
+        frames, times = [], []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_count = 1  # one decoding thread per actor, as decord's num_threads=1
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    rgb = frame.reformat(width=tw, height=th, format="rgb24", interpolation="BILINEAR").to_ndarray()
+                    frames += [rgb] * wanted[i]
+                    times += [float(frame.time or 0.0)] * wanted[i]
+                if i >= indices[-1]:
+                    break
+    except (av.error.FFmpegError, OSError) as err:
+        raise _decode_error(err) from err
+    if len(frames) != n:
+        raise FrameError("decode_failed", f"decoded {len(frames)} of the {n} sampled frames")
+    return SampledFrames(indices, times, np.stack(frames), total)
+
+
+def _read_torchcodec(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None) -> SampledFrames:
+    check_decoder("torchcodec")
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
+
+    def open_decoder(size: tuple[int, int] | None) -> Any:
+        extra = {"dimension_order": "NHWC", "transforms": [Resize(size)]} if size else {}
+        return VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=1, **extra)
+
+    try:
+        # with the probed size, one open does; otherwise a first open reads the size for the resize
+        reader = open_decoder(None) if size_hint is None else None
+        w, h = size_hint or (reader.metadata.width, reader.metadata.height)
+        if not w or not h:
+            raise FrameError("no_video_stream", "the decoder found no video frames")
+        tw, th = target_size(w, h, short_side)
+        reader = open_decoder((th, tw))
+        meta = reader.metadata
+        total = meta.num_frames_from_content or 0
+        if total < 1:
+            raise FrameError("no_video_stream", "the decoder found no video frames")
+        listed = meta.num_frames_from_header
+        if _truncated(total, listed):
+            raise FrameError("decode_failed", f"the file holds {total} of the {listed} frames its header lists")
+        indices = sample_indices(total, n)
+        batch = reader.get_frames_at(indices)
+        frames = batch.data.numpy()
+        times = [float(t) for t in batch.pts_seconds]
+    except (RuntimeError, ValueError) as err:  # torchcodec raises RuntimeError for what FFmpeg cannot read
+        raise _decode_error(err) from err
+    return SampledFrames(indices, times, np.ascontiguousarray(frames), total)
+
+
 def read_frames(
-    path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None = None
+    path: pathlib.Path,
+    n: int,
+    short_side: int,
+    size_hint: tuple[int, int] | None = None,
+    decoder: str = "decord",
 ) -> SampledFrames:
-    """Sampled frames of a video file or a frame folder."""
+    """Sampled frames of a video file (read by `decoder`) or a frame folder."""
     if path.is_dir():
         return read_frame_folder(path, n, short_side)
-    return read_video(path, n, short_side, size_hint)
+    return read_video(path, n, short_side, size_hint, decoder)
