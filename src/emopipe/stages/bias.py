@@ -10,9 +10,13 @@ equalized odds difference on "predicted a negative emotion" against "the human l
 an extraction table it also compares the face detector's hit rate across groups.
 
 Both look at single attributes and at the intersection of each pair (`gender*age_group`, groups such as
-`female|18-30`). Groups are never merged: a group too thin for the statistics makes its row untestable, with a note
-naming it; the statistics are then null while the descriptive per-group numbers are still reported. No statistic is
-computed by hand: the maths is scipy's, scikit-learn's and fairlearn's.
+`female|18-30`), so a bias that lives in one cell (older women only) is seen where the single attributes dilute it.
+Every row says where its attribute values came from (`attribute_sources`: annotated, derived, estimated), so a row
+over attributes a model estimated (emopipe.estimators, joined in only for clips the corpus leaves unknown and only
+from estimators that passed their instrument audit) says so. Groups are never merged: a group too thin for the
+statistics makes its row untestable, with a note naming it; the statistics are then null while the descriptive
+per-group numbers are still reported. No statistic is computed by hand: the maths is scipy's, scikit-learn's and
+fairlearn's.
 """
 
 from __future__ import annotations
@@ -419,21 +423,21 @@ def model_parity(
     attrs = _attributes(clips, attributes)
     rows = []
     for corpus, labeler in sorted(members):
-        for name, (values, _) in attrs.items():
+        for name, (values, sources) in attrs.items():
             known = [(i, p) for i, p in members[corpus, labeler] if values[i] is not None]
             if not known:
                 continue
             faces = None
             if face_by_clip is not None:
                 faces = [face_by_clip.get(clip_ids[i]) for i, _ in known]
-            rows.append(
-                _parity_row(
-                    (corpus, labeler, name),
-                    [values[i] for i, _ in known],
-                    [human[i] for i, _ in known],
-                    [p for _, p in known],
-                    faces,
-                    min_group_count=min_group_count,
-                )
+            row = _parity_row(
+                (corpus, labeler, name),
+                [values[i] for i, _ in known],
+                [human[i] for i, _ in known],
+                [p for _, p in known],
+                faces,
+                min_group_count=min_group_count,
             )
+            row["attribute_sources"] = ",".join(sorted(set().union(*(sources[i] for i, _ in known))))
+            rows.append(row)
     return schemas.from_rows(rows, MODEL_PARITY)
