@@ -34,10 +34,15 @@ class AuditResult:
 
 
 def known_attributes(ds: Dataset, attributes: tuple[str, ...]) -> None:
-    """Every attribute asked for is a column of the clips table (their pairwise intersections are audited too)."""
+    """Every attribute asked for is a column of the clips table or an estimated one (their pairwise intersections
+    are audited too)."""
     columns = set(ds.clips.column_names)
+    if ds.has("estimates"):
+        columns |= set(ds.table("estimates")["attribute"].to_pylist())
     if unknown := [a for a in attributes if a not in columns]:
-        raise ValueError(f"unknown attributes {unknown}: not columns of the clips table (e.g. gender, age_group)")
+        raise ValueError(
+            f"unknown attributes {unknown}: not columns of the clips table nor estimated (e.g. gender, age_group)"
+        )
 
 
 def audit_dataset(

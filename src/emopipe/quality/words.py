@@ -114,6 +114,24 @@ _COLUMN_GUARDS: dict[tuple[str, str | None, str | None], str] = {
     ("model_parity", "equalized_odds_difference", None): "Given the human label, the model errs alike for every "
     "group.",
     ("model_parity", "face_hit_ratio", None): "The face detector finds every group's faces at a similar rate.",
+    ("estimates", "estimator", None): "One estimate per clip and attribute estimator.",
+    ("estimates", "kind", None): "Every estimator reads faces or audio, as declared.",
+    ("estimates", "abstain_reason", None): "Every abstention of an estimator gives a known reason.",
+    ("estimates", "confidence", None): "Confidences are probabilities (0 to 1).",
+    ("estimates", "error", None): "The estimator's model itself fails on only a small share of clips.",
+    ("instrument_audit", "truth_group", None): "One row per estimator, corpus and true group.",
+    ("instrument_audit", "coverage", None): "Coverage is a proportion.",
+    ("instrument_audit", "accuracy", "expect_column_values_to_be_between"): "An attribute estimator whose estimates "
+    "are used is right often enough where the attribute is known (its instrument audit).",
+    ("instrument_audit", "error_rate", None): "An attribute estimator whose estimates are used errs rarely for every "
+    "true group, so its errors do not fall on one group.",
+    ("instrument_audit", "max_label_error", None): "An attribute estimator whose estimates are used errs rarely for "
+    "every emotion shown, so its errors cannot fake a dependence of the label on the group.",
+    ("instrument_audit", "trusted", None): "Every attribute estimator passed its instrument audit; one that did not "
+    "is kept out of the bias tables.",
+    ("attribute_coverage", "attribute", None): "One coverage row per corpus and estimated attribute.",
+    ("attribute_coverage", "share_unknown", None): "The share left unknown is a proportion.",
+    ("attribute_coverage", "n_unknown", None): "Unknown clips are counted, never negative.",
 }
 
 # How a row of each table is named in a sentence.
@@ -130,6 +148,9 @@ _UNITS = {
     "model_parity": ("comparison", "comparisons"),
     "agreement": ("labeler", "labelers"),
     "near_duplicates": ("group of clips", "groups of clips"),
+    "estimates": ("estimate", "estimates"),
+    "instrument_audit": ("check", "checks"),
+    "attribute_coverage": ("attribute", "attributes"),
 }
 
 # (table, column) -> (what the value is, how to print it: share | ratio | int | seconds | fps | num)
@@ -160,6 +181,13 @@ _MEASURES: dict[tuple[str, str], tuple[str, str]] = {
     ("clips", "size_bytes"): ("size", "bytes"),
     ("extraction", "face_share"): ("share of sampled frames with a face", "share"),
     ("labels", "confidence"): ("confidence", "num"),
+    ("estimates", "confidence"): ("confidence", "num"),
+    ("instrument_audit", "accuracy"): ("accuracy where the attribute is known", "share"),
+    ("instrument_audit", "coverage"): ("share of the clips with a known value it answered", "share"),
+    ("instrument_audit", "error_rate"): ("error rate for the clips of that true group", "share"),
+    ("instrument_audit", "max_label_error"): ("highest error rate on the clips of one emotion label", "share"),
+    ("attribute_coverage", "share_unknown"): ("share of clips left unknown", "share"),
+    ("attribute_coverage", "n_unknown"): ("clips left unknown", "int"),
 }
 
 # (table, column) -> what rows with a value (to_be_null) or without one (to_not_be_null) are, in words.
@@ -167,6 +195,7 @@ _NULL_PHRASES = {
     ("clips", "error"): ("carries a probe error", "carry a probe error"),
     ("extraction", "error"): ("failed feature extraction", "failed feature extraction"),
     ("labels", "error"): ("is a model failure", "are model failures"),
+    ("estimates", "error"): ("is a model failure", "are model failures"),
 }
 _NOT_NULL_PHRASES = {
     ("clips", "label"): ("has no emotion label", "have no emotion label"),
@@ -178,6 +207,14 @@ _NOT_NULL_PHRASES = {
 _CONDITIONS = {
     "testable == True and p_value < 0.05": "only where the test is valid and the dependence significant (p < 0.05)",
     "n_labelled >= 100": "only splits of 100 labelled clips or more",
+    "trusted == True and testable == True and truth_group == 'ALL'": "only trusted estimators, overall rows with "
+    "enough answered clips",
+    "trusted == True and testable == True and truth_group != 'ALL'": "only trusted estimators, group rows with "
+    "enough answered clips",
+    "trusted == True and testable == True": "only trusted estimators, rows with enough answered clips",
+    "corpus == 'ALL' and truth_group == 'ALL'": "one row per estimator",
+    "testable == True and truth_group == 'ALL'": "only overall rows with enough answered clips",
+    "testable == True and truth_group != 'ALL'": "only group rows with enough answered clips",
 }
 
 
@@ -326,6 +363,14 @@ def _subject(table: str, row: dict[str, Any]) -> str:
         return f"{g('labeler')} on {g('corpus')}"
     if table == "labels" and has("clip_id", "labeler"):
         return f"{g('labeler')} on clip {g('clip_id')}"
+    if table == "estimates" and has("clip_id", "estimator"):
+        return f"{g('estimator')} on clip {g('clip_id')}"
+    if table == "instrument_audit" and has("estimator", "corpus", "truth_group"):
+        where = "every corpus" if g("corpus") == "ALL" else g("corpus")
+        group = "all clips" if g("truth_group") == "ALL" else f"true {g('truth_group')}"
+        return f"estimator {g('estimator')} on {where} ({group})"
+    if table == "attribute_coverage" and has("corpus", "attribute"):
+        return f"{g('attribute')} in {g('corpus')}"
     if has("clip_id"):
         return f"clip {g('clip_id')}"
     if table == "balance_summary" and has("corpus"):
@@ -484,6 +529,12 @@ def _in_set(record: ExpectationRecord) -> str:
     column = str(record.kwargs.get("column"))
     if record.table == "fused_labels" and column == "disagreement":
         return _fused_disagreement(record)
+    if record.table == "instrument_audit" and column == "trusted" and record.unexpected_rows:
+        return "; ".join(
+            f"{_subject(record.table, r)} failed its instrument audit and its estimates stay out of the bias tables"
+            + (f" ({r['verdict'].removeprefix('kept out of the bias tables: ')})" if r.get("verdict") else "")
+            for r in record.unexpected_rows[:MAX_NAMED]
+        ) + _more(record)
     known = (record.element_count or 0) - (record.missing_count or 0)
     values = _counts(record, column)
     found = ", ".join(f"{_value(v)} ({c})" for v, c in values[:MAX_NAMED]) if values else _named(record)
