@@ -70,6 +70,11 @@ DEPENDENCE_COLUMNS = (
     ("class", "max_gap_class", None),
     ("groups", "max_gap_groups", None),
     ("shares", "max_gap_shares", None),
+    ("most deviating cell", "cell_group", None),
+    ("its class", "cell_class", None),
+    ("cell share", "cell_share", "share"),
+    ("rest's share", "rest_share", "share"),
+    ("cell p (corrected)", "cell_p_value", "p"),
     ("testable", "testable", None),
     ("attribute sources", "attribute_sources", None),
     ("note", "note", None),
@@ -618,6 +623,13 @@ def _dependence_flag(r: dict[str, Any], th: ValidateConfig) -> str | None:
             f"{_fmt(r.get('max_gap_class'))} differs by {_fmt(gap, 'share')} between groups "
             f"({_fmt(r.get('max_gap_groups'))}: {_fmt(r.get('max_gap_shares'))})"
         )
+    cell, cp = r.get("cell_gap"), r.get("cell_p_value")
+    if r.get("testable") and cell is not None and cp is not None and cp < P_LEVEL and cell >= th.max_class_gap.warning:
+        reasons.append(
+            f"group {_fmt(r.get('cell_group'))} is labelled {_fmt(r.get('cell_class'))} in "
+            f"{_fmt(r.get('cell_share'), 'share')} of its clips against {_fmt(r.get('rest_share'), 'share')} for "
+            f"every other group (p {_fmt(cp, 'p')}, corrected for the number of cells)"
+        )
     return "; ".join(reasons) or None
 
 
@@ -924,7 +936,10 @@ def _class_share_section(view: _View) -> dict[str, Any]:
         "plots": plots,
         "dependence": table,
         "dependence_note": f"Highlighted: Cramér's V at or above {th.max_cramers_v.warning} with p below {P_LEVEL}, "
-        f"or a class share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels).",
+        f"or a class share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels), "
+        "also for the one cell that differs most from all other groups where that difference is significant after "
+        "correcting for the number of cells (intersections: a bias in one gender x age cell). Attribute sources say "
+        "where the values came from; 'estimated' rows count values a model estimated (see the instrument audit).",
     }
 
 

@@ -529,7 +529,8 @@ def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
     from emopipe.estimators.vocabulary import attributes
     from emopipe.stages.bias import CROSS
 
-    known = tuple(dict.fromkeys((*demographic_columns(), *attributes())))  # the clips' own, or estimated ones
+    columns, estimated = demographic_columns(), tuple(a for a in attributes() if a not in demographic_columns())
+    known = (*columns, *estimated)  # the clips' own columns, or an attribute only an estimator fills (skin_tone)
     wrong = []
     for name in value:
         parts = name.split(CROSS)
@@ -537,9 +538,8 @@ def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
             wrong.append(", ".join(repr(p) for p in unknown) + (f" (in {name!r})" if len(parts) > 1 else ""))
     if wrong:
         raise ValueError(
-            f"{'; '.join(wrong)}: not a demographic attribute of the clips table or schemas/demographics.yaml "
-            f"(known: {', '.join(known)}; "
-            f"an intersection is written {CROSS.join(known[:2])})"
+            f"{'; '.join(wrong)}: not a demographic column of the clips table (known: {', '.join(columns)}; "
+            f"estimated only: {', '.join(estimated)}; an intersection is written {CROSS.join(known[:2])})"
         )
     for name in (n for n in value if CROSS in n):
         parts = name.split(CROSS)

@@ -108,6 +108,8 @@ _COLUMN_GUARDS: dict[tuple[str, str | None, str | None], str] = {
     ("label_dependence", "cramers_v", None): "The human label does not depend strongly on a demographic group "
     "(a group portrayed or annotated with a different mix of emotions).",
     ("label_dependence", "max_gap", None): "No class's share differs much between demographic groups.",
+    ("label_dependence", "cell_gap", None): "No single group (such as one gender x age cell) is given a class much "
+    "more or less often than every other group together.",
     ("model_parity", "recall_ratio", None): "The model serves every demographic group with similar recall (the "
     "four-fifths rule).",
     ("model_parity", "demographic_parity_ratio", None): "Every group is given a negative emotion at a similar rate.",
@@ -164,6 +166,7 @@ _MEASURES: dict[tuple[str, str], tuple[str, str]] = {
     ("representation", "n_unknown"): ("clips with no known value", "int"),
     ("label_dependence", "cramers_v"): ("association of the human label with the group (Cramér's V)", "num"),
     ("label_dependence", "max_gap"): ("largest difference of a class's share between groups", "points"),
+    ("label_dependence", "cell_gap"): ("difference of a class's share between one group and the rest", "points"),
     ("model_parity", "recall_ratio"): ("worst group's recall / best group's", "num"),
     ("model_parity", "demographic_parity_ratio"): ("demographic parity ratio of negative-emotion predictions", "num"),
     ("model_parity", "equalized_odds_difference"): (
@@ -206,6 +209,8 @@ _NOT_NULL_PHRASES = {
 }
 _CONDITIONS = {
     "testable == True and p_value < 0.05": "only where the test is valid and the dependence significant (p < 0.05)",
+    "testable == True and cell_p_value < 0.05": "only where the test is valid and the cell differs significantly "
+    "from the rest (p < 0.05 after correcting for the number of cells)",
     "n_labelled >= 100": "only splits of 100 labelled clips or more",
     "trusted == True and testable == True and truth_group == 'ALL'": "only trusted estimators, overall rows with "
     "enough answered clips",
@@ -460,6 +465,14 @@ def _dependence(record: ExpectationRecord, row: dict[str, Any]) -> str:
         )
         if row.get("max_gap_class"):
             text += f"; {row.get('max_gap_class')} differs most"
+    elif column == "cell_gap":
+        share, rest = row.get("cell_share"), row.get("rest_share")
+        return (
+            f"in {row.get('corpus')}, {row.get('attribute')} group {row.get('cell_group')} is labelled "
+            f"{row.get('cell_class')} in {number(share, 'share')} of its clips against {number(rest, 'share')} for "
+            f"every other group (p {number(row.get('cell_p_value'))} after correcting for the number of cells); "
+            f"the difference is {number(row.get('cell_gap'), 'points')} and {_must(record)}"
+        )
     else:
         text = (
             f"in {row.get('corpus')}, the share of {row.get('max_gap_class') or 'a class'} differs by "
