@@ -8,9 +8,9 @@ import json
 import pathlib
 
 import numpy as np
-from tests.corpora import face_frames, tone
 
 from emopipe.demo import write_mp4
+from tests.corpora import face_frames, tone
 
 FPS = 10
 
