@@ -132,15 +132,18 @@ COVERAGE_COLUMNS = (
     ("kept out", "estimators_kept_out", None),
 )
 INFERENCE_LAW = (
-    "Estimating a person's gender, age or skin tone from their face or voice is an inference about a natural person. "
-    "Skin tone can reveal racial or ethnic origin, a special category of personal data under GDPR Article 9 whose "
-    "processing is prohibited unless an exception applies (e.g. explicit consent, or research with safeguards under "
-    "Article 9(2)(j) and Article 89); the EU AI Act prohibits biometric categorisation systems that deduce race, "
-    "political opinions, religion or sex life (Article 5(1)(g)) and classes other biometric categorisation by "
-    "sensitive or protected attributes as high-risk (Annex III, point 1(b)), while Article 10(5) allows processing "
-    "special categories exceptionally and with safeguards where strictly necessary to detect and correct bias. The "
-    "estimates here serve that bias audit only: they are not published as facts about anyone and must not be used "
-    "to categorise people."
+    "Estimating a person's gender, age or skin tone from their face or voice processes personal data about them "
+    "(GDPR Article 4(1)): it needs a lawful basis (Article 6), transparency towards the people shown, and usually a "
+    "data protection impact assessment (Article 35). Skin tone can reveal racial or ethnic origin, a special category "
+    "under GDPR Article 9: inferring it is processing special-category data, prohibited unless an exception applies "
+    "(explicit consent, Article 9(2)(a), or research with safeguards, Article 9(2)(j) with Article 89(1)). The EU AI "
+    "Act prohibits biometric categorisation systems that deduce or infer race, political opinions, trade union "
+    "membership, religious or philosophical beliefs, sex life or sexual orientation (Article 5(1)(g); labelling or "
+    "filtering lawfully acquired biometric datasets is outside that prohibition), classes other biometric "
+    "categorisation by sensitive or protected attributes as high-risk (Annex III, point 1(b)), and lets providers "
+    "process special categories exceptionally, with safeguards, where strictly necessary to detect and correct bias "
+    "(Article 10(5)). The estimates here serve that bias audit only: they are not facts about anyone, are not "
+    "published as such, and must not be used to categorise people."
 )
 TITLE_POINTS = 12.0  # matplotlib's axes title size ("large" at the default 10 pt)
 
@@ -991,6 +994,14 @@ def _parity_section(view: _View) -> dict[str, Any]:
     return {"table": table, "plots": plots, "note": note}
 
 
+def _reason(verdict: str) -> str:
+    """A verdict without its leading "trusted: " or "kept out of the bias tables: " (the page says that itself)."""
+    for prefix in ("trusted: ", "kept out of the bias tables: "):
+        if verdict.startswith(prefix):
+            return verdict[len(prefix) :]
+    return verdict
+
+
 def _instrument_section(view: _View) -> dict[str, Any]:
     rows = view.tables.get("instrument_audit") or []
     th = view.thresholds
@@ -998,7 +1009,7 @@ def _instrument_section(view: _View) -> dict[str, Any]:
         return {"verdicts": [], "table": None, "plots": [], "coverage": None, "note": "", "law": INFERENCE_LAW}
     verdicts = [
         {"estimator": r["estimator"], "attribute": r["attribute"], "kind": r["kind"], "trusted": r["trusted"],
-         "text": r["verdict"], "threshold": _fmt(r["min_confidence"])}
+         "text": _reason(r["verdict"]), "verdict": r["verdict"], "threshold": f"{r['min_confidence']:g}"}
         for r in _verdicts(view)
     ]  # fmt: skip
     plots = []
@@ -1021,7 +1032,7 @@ def _instrument_section(view: _View) -> dict[str, Any]:
             f"Instrument audit of {v['estimator']} on every corpus that records {v['attribute']}: per true group, the "
             f"share of its answered clips estimated wrong, and the share it answered at confidence >= "
             f"{v['threshold']}. Above {_fmt(th.max_estimator_group_error.blocking, 'share')} for one group keeps its "
-            f"estimates out of the bias tables. Verdict: {v['text']}."
+            f"estimates out of the bias tables. Verdict: {v['verdict']}."
         )
         fig = grouped_bar_figure(names, series, title, "rate")
         plots.append(_plot(view, f"instrument/{v['estimator']}", _png(fig), alt, caption))
@@ -1144,7 +1155,7 @@ def _estimated_datasheet(view: _View) -> dict[str, Any] | None:
         name, _, version = str(r["estimator"]).partition("@")
         reads = "face crops" if r["kind"] == "face" else "audio"
         used = "yes" if r["trusted"] else "no"
-        rows.append([r["attribute"], name, version, reads, r["min_confidence"], used, checked, r["n_answered"],
+        rows.append([r["attribute"], name, version, reads, f"{r['min_confidence']:g}", used, checked, r["n_answered"],
                      r["accuracy"], groups, r["verdict"]])  # fmt: skip
     kinds: list[str | None] = [None] * len(ESTIMATOR_HEADERS)
     kinds[8] = kinds[9] = "share"
