@@ -30,7 +30,7 @@ def ravdess_faces(root: pathlib.Path, brightness: dict[int, float], emotions: tu
         for emotion in emotions:
             intensity = 1 if emotion == 1 else 2
             name = f"01-01-{emotion:02d}-{intensity:02d}-01-01-{actor:02d}.mp4"
-            write_mp4(folder / name, frames, FPS, tone(0.6, 200 + 10 * actor))
+            write_mp4(folder / name, frames, FPS, tone(0.6, 200 + 10 * actor + 3 * emotion))  # distinct bytes
     return root
 
 

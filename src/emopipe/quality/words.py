@@ -185,10 +185,10 @@ _MEASURES: dict[tuple[str, str], tuple[str, str]] = {
     ("extraction", "face_share"): ("share of sampled frames with a face", "share"),
     ("labels", "confidence"): ("confidence", "num"),
     ("estimates", "confidence"): ("confidence", "num"),
-    ("instrument_audit", "accuracy"): ("accuracy where the attribute is known", "share"),
+    ("instrument_audit", "accuracy"): ("share estimated right where the attribute is known", "share"),
     ("instrument_audit", "coverage"): ("share of the clips with a known value it answered", "share"),
-    ("instrument_audit", "error_rate"): ("error rate for the clips of that true group", "share"),
-    ("instrument_audit", "max_label_error"): ("highest error rate on the clips of one emotion label", "share"),
+    ("instrument_audit", "error_rate"): ("share estimated wrong among the clips of that true group", "share"),
+    ("instrument_audit", "max_label_error"): ("share estimated wrong among the clips of one emotion label", "share"),
     ("attribute_coverage", "share_unknown"): ("share of clips left unknown", "share"),
     ("attribute_coverage", "n_unknown"): ("clips left unknown", "int"),
 }
