@@ -12,7 +12,7 @@ import pytest
 from emopipe.config import SourceConfig, load_params
 from emopipe.dataset import Dataset
 from emopipe.estimators import audit
-from emopipe.pipelines import estimate_attributes, extract_features, ingest
+from emopipe.pipelines import estimate_attributes, extract_features, ingest, probe_clips
 from emopipe.quality import metrics
 from emopipe.quality import validate as gate
 from tests.conftest import write_params
@@ -40,7 +40,8 @@ def extracted(tmp_path_factory):
     ingest.run_sources(sources, tmp / "ingest", "r1")
     params = load_params(write_params(tmp / "cfg", ray={"executor": "in-process"},
                                       extract_features={"n_frames": 4, "frame_size": 96}))  # fmt: skip
-    extract_features.run(params, tmp / "ingest", tmp / "extract", "r1")
+    probe_clips.run(params, tmp / "ingest", tmp / "probe", "r1")
+    extract_features.run(params, tmp / "probe", tmp / "extract", "r1")
     return tmp
 
 
@@ -79,6 +80,7 @@ def test_only_the_estimator_that_passes_its_instrument_audit_reaches_the_bias_ta
     assert clips.equals(Dataset(extracted / "extract").clips)  # the clips table stays as the corpus gave it
 
     result = gate.run(params, ds, tmp_path / "validate", "r1")
+    assert result.success, result.blocking_failures  # an estimator kept out is a warning, not a refused dataset
     validated = Dataset(tmp_path / "validate")
     reports = tmp_path / "validate" / "reports"
     table = pq.read_table(reports / "instrument_audit.parquet")
@@ -145,3 +147,29 @@ def test_a_rerun_reuses_every_estimate_and_a_new_label_map_reestimates_only_that
     voice_rows = [r for r in Dataset(tmp_path / "est").table("estimates").to_pylist() if r["kind"] == "audio"]
     assert {r["value"] for r in voice_rows} == {"female"} and {r["estimator"] for r in voice_rows} != {
         e for e in first.extra["estimators"] if e.startswith("voice@")}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_published_version_carries_its_estimates_and_a_re_audit_by_tag_reads_them(extracted, tmp_path):
+    from emopipe import audit as bias_audit
+    from emopipe import versioning
+
+    face = tiny.brightness_face(tmp_path / "face", threshold=0.36)
+    spec = {"name": "face", "kind": "face", "path": str(face), "attribute": "gender",
+            "label_map": {"Male": "male", "Female": "female"}}  # fmt: skip
+    params = _params(tmp_path, [spec])
+    estimate_attributes.run(params, extracted / "extract", tmp_path / "estimate", "r1")
+    assert gate.run(params, tmp_path / "estimate", tmp_path / "validate", "r1").success
+    res = versioning.publish(params, tmp_path / "validate", "r1", params_sha256=params.params_sha256)
+    assert res.created
+    published = Dataset(res.data_repo / "dataset")
+    assert published.has("estimates") and published.digest == Dataset(tmp_path / "validate").digest
+    sheet = (res.data_repo / "dataset" / "reports" / "datasheet.md").read_text()
+    assert f"# Datasheet: emopipe bias audit {res.version}" in sheet and "| gender | face |" in sheet
+    assert "face@" in (res.data_repo / "lineage.json").read_text()  # the estimator's version is in the lineage
+
+    out = bias_audit.audit_version(params, res.version, tmp_path / "audit")
+    assert out.success
+    audited = pq.read_table(out.out_dir / "label_dependence.parquet").to_pylist()
+    assert {(r["corpus"], r["attribute_sources"]) for r in audited} >= {("footage", "annotated,estimated")}
+    assert 'id="instrument-audit"' in out.report.read_text() and "trusted" in out.report.read_text()
