@@ -1,5 +1,6 @@
-"""Refresh the emotion dataset: ingest -> probe_clips -> extract_features -> label_clips (Ray jobs) -> validate (GX)
--> publish (DVC) -> export (the formats trainers read, when asked for).
+"""Refresh the emotion dataset: ingest -> probe_clips -> extract_features -> label_clips -> estimate_attributes (Ray
+jobs; the last one does nothing unless attribute estimators are configured) -> validate (GX) -> publish (DVC) -> export
+(the formats trainers read, when asked for).
 
 Runs daily at 03:00 UTC, whenever new footage lands (the `emopipe_footage` asset, updated by `footage_landed`) and
 on demand, one run at a time (max_active_runs=1: a second trigger waits for the first). Each run processes only
@@ -82,6 +83,16 @@ def emotion_dataset_refresh():
         return out
 
     @task
+    def estimate_attributes(label_dir: str, params=None, run_id=None) -> str:
+        from emopipe import lineage
+        from emopipe.pipelines import refresh
+
+        lineage.stage(inputs=[label_dir])
+        out = refresh.estimate_attributes(params["params_file"], run_id, label_dir)
+        lineage.stage(outputs=[out])
+        return out
+
+    @task
     def validate(probe_dir: str, params=None, run_id=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -129,7 +140,7 @@ def emotion_dataset_refresh():
             raise AirflowFailException(f"run {run_id} did not publish ({rep['outcome']}):\n{summary}")
         return rep["outcome"]
 
-    published = publish(validate(label_clips(extract_features(probe_clips(ingest())))))
+    published = publish(validate(estimate_attributes(label_clips(extract_features(probe_clips(ingest()))))))
     export(published) >> report()
 
 

@@ -313,6 +313,7 @@ def test_report_takes_given_tables_and_flags_them(tmp_path):
                 "corpus": "ravdess",
                 "labeler": "fer@1",
                 "attribute": "gender",
+                "attribute_sources": "derived",
                 "groups": ["female", "male"],
                 "n_per_group": [("female", 30), ("male", 10)],
                 "recall_per_group": [("female", 0.8), ("male", 0.4)],

@@ -363,6 +363,6 @@ def test_the_cli_prints_every_problem_on_its_own_line_and_exits_2(tmp_path):
         "emopipe versions: params.yaml: extract_features.n_frames: must be an integer, got true",
         "emopipe versions: params.yaml: validate.min_clips: must be an integer, got 'ten'",
         "emopipe versions: params.yaml: bogus: unknown section (known: work_dir, ingest, probe_clips, "
-        "extract_features, label_clips, validate, publish, export, ray)",
+        "extract_features, label_clips, estimate_attributes, validate, publish, export, ray)",
     ]
     assert "Traceback" not in run.stderr and run.stdout == ""

@@ -11,7 +11,7 @@ SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
 TABLES = [
     "clips", "quarantine", "class_balance", "balance_summary", "representation", "near_duplicates",
     "features", "extraction", "labels", "agreement", "fused_labels", "label_dependence", "model_parity",
-    "fold_balance", "row_lineage", "splits", "split_leaks",
+    "fold_balance", "row_lineage", "splits", "split_leaks", "estimates", "instrument_audit", "attribute_coverage",
 ]  # fmt: skip
 
 

@@ -33,13 +33,22 @@ class AuditResult:
     out_dir: pathlib.Path
 
 
-def known_attributes(attributes: tuple[str, ...]) -> None:
-    """Every attribute asked for is a column of the clips table (their pairwise intersections are audited too)."""
+def known_attributes(attributes: tuple[str, ...], ds: Dataset | None = None) -> None:
+    """Every attribute asked for is a column of the clips table, or one an estimator may fill (their pairwise
+    intersections are audited too). With `ds`, its own clips columns and estimated attributes count as well; without,
+    the check needs nothing pulled."""
     from emopipe import schemas
+    from emopipe.estimators.vocabulary import attributes as estimable
 
-    columns = set(schemas.CLIPS.names)
+    columns = set(schemas.CLIPS.names) | set(estimable())
+    if ds is not None:
+        columns |= set(ds.clips.column_names)
+        if ds.has("estimates"):
+            columns |= set(ds.table("estimates")["attribute"].to_pylist())
     if unknown := [a for a in attributes if a not in columns]:
-        raise ValueError(f"unknown attributes {unknown}: not columns of the clips table (e.g. gender, age_group)")
+        raise ValueError(
+            f"unknown attributes {unknown}: not columns of the clips table nor estimated (e.g. gender, age_group)"
+        )
 
 
 def audit_dataset(
@@ -56,7 +65,7 @@ def audit_dataset(
     from emopipe.quality.validate import validate_tables
 
     if attributes:
-        known_attributes(attributes)
+        known_attributes(attributes, ds)
     out_dir = pathlib.Path(out_dir)
     tables = metrics.bias_tables(ds, params.validate, attributes)
     gate = validate_tables(tables, params, run_name=run_name)

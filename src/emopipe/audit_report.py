@@ -20,6 +20,7 @@ Every input is optional: a section whose input is missing says so instead of fai
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import os
 import pathlib
@@ -48,6 +49,8 @@ METRIC_TABLES = (
     "model_parity",
     "agreement",
     "near_duplicates",
+    "instrument_audit",
+    "attribute_coverage",
 )
 ATTRIBUTES = ("gender", "age_group", "accent")  # demographic columns of clips.yaml, each with a `<name>_source`
 SOURCES = ("annotated", "derived", "estimated")
@@ -67,6 +70,11 @@ DEPENDENCE_COLUMNS = (
     ("class", "max_gap_class", None),
     ("groups", "max_gap_groups", None),
     ("shares", "max_gap_shares", None),
+    ("most deviating cell", "cell_group", None),
+    ("its class", "cell_class", None),
+    ("cell share", "cell_share", "share"),
+    ("rest's share", "rest_share", "share"),
+    ("cell p (corrected)", "cell_p_value", "p"),
     ("testable", "testable", None),
     ("attribute sources", "attribute_sources", None),
     ("note", "note", None),
@@ -76,6 +84,7 @@ PARITY_COLUMNS = (
     ("corpus", "corpus", None),
     ("labeler", "labeler", None),
     ("attribute", "attribute", None),
+    ("attribute sources", "attribute_sources", None),
     ("clips per group", "n_per_group", "map"),
     ("recall per group", "recall_per_group", "map"),
     ("recall ratio", "recall_ratio", None),
@@ -86,6 +95,55 @@ PARITY_COLUMNS = (
     ("face hit ratio", "face_hit_ratio", None),
     ("testable", "testable", None),
     ("note", "note", None),
+)
+# (header, instrument_audit column, format) of the report's instrument audit table
+INSTRUMENT_COLUMNS = (
+    ("estimator", "estimator", None),
+    ("attribute", "attribute", None),
+    ("corpus", "corpus", None),
+    ("true group", "truth_group", None),
+    ("clips with a known value", "n_truth", None),
+    ("answered", "n_answered", None),
+    ("coverage", "coverage", "share"),
+    ("accuracy", "accuracy", "share"),
+    ("error rate", "error_rate", "share"),
+    ("estimated as", "confusions", "map"),
+    ("worst emotion label", "max_label_error_label", None),
+    ("its error rate", "max_label_error", "share"),
+    ("outside the vocabulary", "n_outside_vocabulary", None),
+    ("testable", "testable", None),
+    ("passed", "passed", None),
+    ("note", "note", None),
+)
+# (header, attribute_coverage column, format) of the report's coverage table of estimated attributes
+COVERAGE_COLUMNS = (
+    ("corpus", "corpus", None),
+    ("attribute", "attribute", None),
+    ("clips", "n_clips", None),
+    ("given by the corpus", "n_given", None),
+    ("their sources", "given_sources", None),
+    ("estimated", "n_estimated", None),
+    ("estimated groups", "estimated_groups", "map"),
+    ("below the confidence threshold", "n_low_confidence", None),
+    ("only from estimators kept out", "n_untrusted", None),
+    ("unknown", "n_unknown", None),
+    ("share unknown", "share_unknown", "share"),
+    ("estimators used", "estimators_used", None),
+    ("kept out", "estimators_kept_out", None),
+)
+INFERENCE_LAW = (
+    "Estimating a person's gender, age or skin tone from their face or voice processes personal data about them "
+    "(GDPR Article 4(1)): it needs a lawful basis (Article 6), transparency towards the people shown, and usually a "
+    "data protection impact assessment (Article 35). Skin tone can reveal racial or ethnic origin, a special category "
+    "under GDPR Article 9: inferring it is processing special-category data, prohibited unless an exception applies "
+    "(explicit consent, Article 9(2)(a), or research with safeguards, Article 9(2)(j) with Article 89(1)). The EU AI "
+    "Act prohibits biometric categorisation systems that deduce or infer race, political opinions, trade union "
+    "membership, religious or philosophical beliefs, sex life or sexual orientation (Article 5(1)(g); labelling or "
+    "filtering lawfully acquired biometric datasets is outside that prohibition), classes other biometric "
+    "categorisation by sensitive or protected attributes as high-risk (Annex III, point 1(b)), and lets providers "
+    "process special categories exceptionally, with safeguards, where strictly necessary to detect and correct bias "
+    "(Article 10(5)). The estimates here serve that bias audit only: they are not facts about anyone, are not "
+    "published as such, and must not be used to categorise people."
 )
 TITLE_POINTS = 12.0  # matplotlib's axes title size ("large" at the default 10 pt)
 
@@ -152,6 +210,9 @@ class ReportInputs:
         confusion: confusion-matrix PNGs (`<labeler name>__<corpus>.png`, as label_clips writes them).
         thresholds: the gate thresholds that mark thin groups and imbalanced classes.
         validation_page: the gate's offline page (validation.html); the report links it relative to itself.
+        audit_clips: the clips as the bias tables count them: trusted estimates joined into the attributes the
+            corpus left unknown (emopipe.estimators.audit.with_estimates); None: the clips as they are. Plots,
+            source counts and findings read these, and say "estimated" where a value is.
     """
 
     clips: pa.Table | None = None
@@ -166,6 +227,7 @@ class ReportInputs:
     confusion: list[pathlib.Path] = field(default_factory=list)
     thresholds: ValidateConfig = field(default_factory=ValidateConfig)
     validation_page: pathlib.Path | None = None
+    audit_clips: pa.Table | None = None
 
 
 @dataclass
@@ -188,8 +250,9 @@ class _View:
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        """The demographic columns reported: clips.yaml's and any other the gate audits (intersections left out)."""
-        return _simple_attributes(self.thresholds)
+        """The demographic columns reported: clips.yaml's, any other the gate audits and any estimated one
+        (intersections left out)."""
+        return _simple_attributes(self.thresholds, self.tables.get("instrument_audit"))
 
     @property
     def corpora(self) -> list[str]:
@@ -233,8 +296,9 @@ class _Plot:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def _simple_attributes(thresholds: ValidateConfig) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(a for a in (*ATTRIBUTES, *thresholds.bias_attributes) if "*" not in a))
+def _simple_attributes(thresholds: ValidateConfig, audit: list[dict[str, Any]] | None = None) -> tuple[str, ...]:
+    estimated = [r["attribute"] for r in audit or []]
+    return tuple(dict.fromkeys(a for a in (*ATTRIBUTES, *thresholds.bias_attributes, *estimated) if "*" not in a))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -245,9 +309,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
 def _view(inputs: ReportInputs) -> _View:
     from emopipe.stages import balance
 
-    clips_table = inputs.clips
+    clips_table = inputs.audit_clips if inputs.audit_clips is not None else inputs.clips
     clips: list[dict[str, Any]] = []
-    attributes = _simple_attributes(inputs.thresholds)
+    audit = inputs.tables.get("instrument_audit")
+    attributes = _simple_attributes(inputs.thresholds, audit.to_pylist() if audit is not None else None)
     if clips_table is not None and "corpus" in clips_table.column_names:
         wanted = ["corpus", "label", "folds", "license", "media_form", "modality", "has_video", "has_audio"]
         wanted += [c for a in attributes for c in (a, f"{a}_source")]
@@ -489,12 +554,30 @@ def _group_value(row: dict[str, Any], attribute: str) -> str | None:
     return None if any(v is None for v in values) else "|".join(str(v) for v in values)
 
 
+def _estimated(rows: list[dict[str, Any]], attribute: str) -> tuple[int, int]:
+    """(clips whose value of the attribute, or of any part of an intersection, is estimated; clips with a value)."""
+    known = [r for r in rows if _group_value(r, attribute) is not None]
+    parts = attribute.split("*")
+    return sum(1 for r in known if any(r.get(f"{a}_source") == "estimated" for a in parts)), len(known)
+
+
+def _estimated_words(n_estimated: int, n_known: int, attribute: str) -> str:
+    """A caption's sentence on how much of an attribute a model estimated ("" when none of it)."""
+    if not n_estimated:
+        return ""
+    how = "all" if n_estimated == n_known else f"{n_estimated} of {n_known}"
+    return (
+        f" The {attribute} of {how} of these clips is estimated by a model (estimated), not recorded by the corpus: "
+        "see the instrument audit for how well the estimator did where it could be checked."
+    )
+
+
 def _attributes(view: _View, corpus: str) -> list[str]:
     """Demographic attributes (and intersections) with at least one known value in the corpus."""
     rows = view.corpus_clips(corpus)
     known = [a for a in view.attributes if any(r.get(a) is not None for r in rows)]
     audited = [a for a in view.thresholds.bias_attributes if a in known]
-    crossed = ["*".join(audited)] if len(audited) >= 2 else []
+    crossed = [f"{a}*{b}" for a, b in itertools.combinations(audited, 2)]  # pairs, as the bias code crosses them
     crossed += [r["attribute"] for r in view.tables.get("label_dependence", []) if "*" in str(r.get("attribute"))]
     crossed = [a for a in dict.fromkeys(crossed) if any(_group_value(r, a) is not None for r in rows)]
     return known + crossed
@@ -539,6 +622,13 @@ def _dependence_flag(r: dict[str, Any], th: ValidateConfig) -> str | None:
             f"{_fmt(r.get('max_gap_class'))} differs by {_fmt(gap, 'share')} between groups "
             f"({_fmt(r.get('max_gap_groups'))}: {_fmt(r.get('max_gap_shares'))})"
         )
+    cell, cp = r.get("cell_gap"), r.get("cell_p_value")
+    if r.get("testable") and cell is not None and cp is not None and cp < P_LEVEL and cell >= th.max_class_gap.warning:
+        reasons.append(
+            f"group {_fmt(r.get('cell_group'))} is labelled {_fmt(r.get('cell_class'))} in "
+            f"{_fmt(r.get('cell_share'), 'share')} of its clips against {_fmt(r.get('rest_share'), 'share')} for "
+            f"every other group (p {_fmt(cp, 'p')}, corrected for the number of cells)"
+        )
     return "; ".join(reasons) or None
 
 
@@ -558,6 +648,11 @@ def _parity_flags(r: dict[str, Any], th: ValidateConfig) -> list[str]:
     return out
 
 
+def _verdicts(view: _View) -> list[dict[str, Any]]:
+    """One instrument_audit row per estimator: its overall row (every corpus, every group), with the verdict."""
+    return [r for r in view.tables.get("instrument_audit", []) if r["corpus"] == "ALL" and r["truth_group"] == "ALL"]
+
+
 def findings(view: _View) -> list[tuple[str, str]]:
     """Known biases and gaps as (category, sentence), computed from the tables."""
     th = view.thresholds
@@ -569,6 +664,23 @@ def findings(view: _View) -> list[tuple[str, str]]:
         )
         for corpus in sorted(view.synthetic)
     ]
+    for r in _verdicts(view):
+        who = f"{r['estimator']} ({r['attribute']}, from the {'face crops' if r['kind'] == 'face' else 'audio'})"
+        if r["trusted"]:
+            out.append(("estimated demographics", f"{who} estimates {r['attribute']} where a corpus records none: "
+                        f"{r['verdict']}."))  # fmt: skip
+        else:
+            out.append(("estimator kept out", f"{who} failed its instrument audit: {r['verdict']}."))
+    for r in view.tables.get("attribute_coverage", []):
+        if r["n_estimated"] or r["n_low_confidence"] or r["n_untrusted"]:
+            out.append(
+                (
+                    "estimated demographics",
+                    f"{r['corpus']}: {r['attribute']} estimated for {r['n_estimated']} of {r['n_clips']} clips; "
+                    f"{_fmt(r['share_unknown'], 'share')} left unknown ({r['n_low_confidence']} below the confidence "
+                    f"threshold, {r['n_untrusted']} estimated only by estimators kept out).",
+                )
+            )
     for r in view.tables.get("representation", []):
         if (level := _thin_level(r["share"], th)) is not None:
             bound = th.min_group_share.blocking if level == "very-thin" else th.min_group_share.warning
@@ -795,20 +907,22 @@ def _class_share_section(view: _View) -> dict[str, Any]:
                 f"{g} (n={sum(c.values())})": [c.get(lab, 0) / sum(c.values()) for lab in classes]
                 for g, c in by_group.items()
             }
+            n_est, n_known = _estimated([r for r in rows if r["label"] is not None], attribute)
+            mark = " (estimated)" if n_est else ""
             alt = (
-                f"Grouped bar chart: share of each class within each {attribute} group of {corpus} "
+                f"Grouped bar chart: share of each class within each {attribute}{mark} group of {corpus} "
                 f"({', '.join(by_group)})"
             )
             caption = (
                 f"Share of each class among the human-labelled clips of each {attribute} group in {corpus}; a class "
-                "a group has no clips of is a line on the axis."
+                "a group has no clips of is a line on the axis." + _estimated_words(n_est, n_known, attribute)
             )
             fig = grouped_bar_figure(
-                classes, series, f"{corpus}: class share by {attribute}", "share of the group's clips", ymax=None
+                classes, series, f"{corpus}: class share by {attribute}{mark}", "share of the group's clips", ymax=None
             )
             plots.append(
                 {
-                    "heading": f"{corpus}: {attribute}",
+                    "heading": f"{corpus}: {attribute}{mark}",
                     "plot": _plot(view, f"class_share/{corpus}/{attribute}", _png(fig), alt, caption),
                 }
             )
@@ -821,7 +935,10 @@ def _class_share_section(view: _View) -> dict[str, Any]:
         "plots": plots,
         "dependence": table,
         "dependence_note": f"Highlighted: Cramér's V at or above {th.max_cramers_v.warning} with p below {P_LEVEL}, "
-        f"or a class share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels).",
+        f"or a class share gap at or above {_fmt(th.max_class_gap.warning, 'share')} (the gate's warning levels), "
+        "also for the one cell that differs most from all other groups where that difference is significant after "
+        "correcting for the number of cells (intersections: a bias in one gender x age cell). Attribute sources say "
+        "where the values came from; 'estimated' rows count values a model estimated (see the instrument audit).",
     }
 
 
@@ -842,7 +959,8 @@ def _parity_section(view: _View) -> dict[str, Any]:
         if face := _as_dict(r.get("face_hit_rate_per_group")):
             series["face hit rate"] = [face.get(g) for g in groups]
         corpus, labeler, attribute = str(r.get("corpus")), str(r.get("labeler")), str(r.get("attribute"))
-        alt = f"Bar chart of {labeler} recall per {attribute} group on {corpus}: " + ", ".join(
+        mark = " (estimated)" if "estimated" in str(r.get("attribute_sources") or "").split(",") else ""
+        alt = f"Bar chart of {labeler} recall per {attribute}{mark} group on {corpus}: " + ", ".join(
             f"{g} {_fmt(recall[g])}" for g in groups
         )
         caption = (
@@ -850,11 +968,16 @@ def _parity_section(view: _View) -> dict[str, Any]:
             "a negative emotion, and how often the face detector found a face "
             f"(recall ratio {_fmt(r.get('recall_ratio'))})."
         )
-        title = f"{labeler} on {corpus}: per-{attribute} rates (recall ratio {_fmt(r.get('recall_ratio'))})"
+        if mark:
+            caption += (
+                f" Some or all {attribute} values are estimated by a model (sources: {r.get('attribute_sources')}); "
+                "see the instrument audit."
+            )
+        title = f"{labeler} on {corpus}: per-{attribute}{mark} rates (recall ratio {_fmt(r.get('recall_ratio'))})"
         fig = grouped_bar_figure(groups, series, title, "rate")
         plots.append(
             {
-                "heading": f"{labeler} | {corpus} | {attribute}",
+                "heading": f"{labeler} | {corpus} | {attribute}{mark}",
                 "plot": _plot(view, f"parity/{corpus}/{labeler}/{attribute}", _png(fig), alt, caption),
             }
         )
@@ -865,6 +988,62 @@ def _parity_section(view: _View) -> dict[str, Any]:
         f"{th.max_equalized_odds_difference.warning} or face hit ratio below {th.min_face_hit_ratio.warning}."
     )
     return {"table": table, "plots": plots, "note": note}
+
+
+def _reason(verdict: str) -> str:
+    """A verdict without its leading "trusted: " or "kept out of the bias tables: " (the page says that itself)."""
+    for prefix in ("trusted: ", "kept out of the bias tables: "):
+        if verdict.startswith(prefix):
+            return verdict[len(prefix) :]
+    return verdict
+
+
+def _instrument_section(view: _View) -> dict[str, Any]:
+    rows = view.tables.get("instrument_audit") or []
+    th = view.thresholds
+    if not rows:
+        return {"verdicts": [], "table": None, "plots": [], "coverage": None, "note": "", "law": INFERENCE_LAW}
+    verdicts = [
+        {"estimator": r["estimator"], "attribute": r["attribute"], "kind": r["kind"], "trusted": r["trusted"],
+         "text": _reason(r["verdict"]), "verdict": r["verdict"], "threshold": f"{r['min_confidence']:g}"}
+        for r in _verdicts(view)
+    ]  # fmt: skip
+    plots = []
+    for v in verdicts:
+        groups = [r for r in rows if r["estimator"] == v["estimator"] and r["corpus"] == "ALL"]
+        groups = [r for r in groups if r["truth_group"] != "ALL"]
+        if not groups:
+            continue
+        names = [str(r["truth_group"]) for r in groups]
+        series: dict[str, list[float | None]] = {
+            "error rate": [r["error_rate"] for r in groups],
+            "coverage": [r["coverage"] for r in groups],
+        }
+        verdict = "trusted" if v["trusted"] else "kept out"
+        title = f"{v['estimator']}: estimated {v['attribute']} vs the known value, per true group ({verdict})"
+        alt = f"Bar chart of the error rate of {v['estimator']} per true {v['attribute']} group: " + ", ".join(
+            f"{r['truth_group']} {_fmt(r['error_rate'])}" for r in groups
+        )
+        caption = (
+            f"Instrument audit of {v['estimator']} on every corpus that records {v['attribute']}: per true group, the "
+            f"share of its answered clips estimated wrong, and the share it answered at confidence >= "
+            f"{v['threshold']}. Above {_fmt(th.max_estimator_group_error.blocking, 'share')} for one group keeps its "
+            f"estimates out of the bias tables. Verdict: {v['verdict']}."
+        )
+        fig = grouped_bar_figure(names, series, title, "rate")
+        plots.append(_plot(view, f"instrument/{v['estimator']}", _png(fig), alt, caption))
+    table = _columns_table(INSTRUMENT_COLUMNS, rows, ["flag" if r["passed"] is False else None for r in rows])
+    cov = view.tables.get("attribute_coverage") or []
+    coverage = _columns_table(COVERAGE_COLUMNS, cov, [None] * len(cov)) if cov else None
+    note = (
+        f"An estimator is trusted only when its accuracy is at least {_fmt(th.min_estimator_accuracy.blocking)}, "
+        f"its error rate for every true group and every emotion label at most "
+        f"{_fmt(th.max_estimator_group_error.blocking)}, on rows of at least {th.min_estimator_group_count} answered "
+        "clips, and every value it estimates was checked on that many clips of that true group. Only annotated or "
+        "derived values count as truth. Highlighted: rows that failed."
+    )
+    return {"verdicts": verdicts, "table": table, "plots": plots, "coverage": coverage, "note": note,
+            "law": INFERENCE_LAW}  # fmt: skip
 
 
 def _confusion_caption(stem: str, agreement: list[dict[str, Any]]) -> tuple[str, str]:
@@ -909,6 +1088,7 @@ NAV = (
     ("known-gaps", "Known biases and gaps"),
     ("class-distribution", "Class distribution"),
     ("representation", "Demographic representation"),
+    ("instrument-audit", "Estimated attributes"),
     ("class-share", "Class share per group"),
     ("model-parity", "Model parity"),
     ("agreement", "Agreement with human labels"),
@@ -935,6 +1115,7 @@ def _html(view: _View, title: str, gaps: list[tuple[str, str]], validation_href:
         "summary": _summary(view, gaps, validation_href),
         "classes": _classes_section(view),
         "representation": _representation_section(view),
+        "instrument": _instrument_section(view),
         "class_share": _class_share_section(view),
         "parity": _parity_section(view),
         "agreement": _agreement_section(view),
@@ -944,6 +1125,40 @@ def _html(view: _View, title: str, gaps: list[tuple[str, str]], validation_href:
 
 
 # ---------------------------------------------------------------------------------------------------- datasheet
+
+
+ESTIMATOR_HEADERS = (
+    "attribute", "estimator", "version", "reads", "min confidence", "used in the bias audit", "checked on",
+    "clips checked", "accuracy", "error rate per true group", "verdict",
+)  # fmt: skip
+COVERAGE_HEADERS = ("corpus", "attribute", "clips", "given by the corpus", "estimated", "unknown", "share unknown")
+
+
+def _estimated_datasheet(view: _View) -> dict[str, Any] | None:
+    """The datasheet's account of estimated attributes: each estimator, how it did where it could be checked, and
+    per corpus how much it filled in and left unknown; None when nothing was estimated."""
+    verdicts = _verdicts(view)
+    if not verdicts:
+        return None
+    audit_rows = view.tables.get("instrument_audit") or []
+    rows = []
+    for r in verdicts:
+        mine = [x for x in audit_rows if x["estimator"] == r["estimator"]]
+        groups = {
+            x["truth_group"]: x["error_rate"] for x in mine if x["corpus"] == "ALL" and x["truth_group"] != "ALL"
+        }
+        checked = sorted({x["corpus"] for x in mine if x["corpus"] != "ALL" and x["n_truth"]})
+        name, _, version = str(r["estimator"]).partition("@")
+        reads = "face crops" if r["kind"] == "face" else "audio"
+        used = "yes" if r["trusted"] else "no"
+        rows.append([r["attribute"], name, version, reads, f"{r['min_confidence']:g}", used, checked, r["n_answered"],
+                     r["accuracy"], groups, r["verdict"]])  # fmt: skip
+    kinds: list[str | None] = [None] * len(ESTIMATOR_HEADERS)
+    kinds[8] = kinds[9] = "share"
+    cov = view.tables.get("attribute_coverage") or []
+    columns = ("corpus", "attribute", "n_clips", "n_given", "n_estimated", "n_unknown", "share_unknown")
+    coverage = _md_table(list(COVERAGE_HEADERS), [[c[k] for k in columns] for c in cov], [None] * 6 + ["share"])
+    return {"estimators": _md_table(list(ESTIMATOR_HEADERS), rows, kinds), "coverage": coverage if cov else None}
 
 
 def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_href: str | None) -> str:
@@ -1017,6 +1232,7 @@ def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_
             ],  # fmt: skip
             [None, None, None, None, "share", None, None],
         )
+    estimated = _estimated_datasheet(view)
     licences: dict[str, set[str]] = defaultdict(set)
     for r in view.clips:
         if r.get("license"):
@@ -1054,6 +1270,8 @@ def _datasheet(view: _View, title: str, gaps: list[tuple[str, str]], validation_
         "labels": labels,
         "sources": sources,
         "groups": groups,
+        "estimated": estimated,
+        "inference_law": INFERENCE_LAW,
         "licences": _md_table(["corpus", "licence (taxonomy)", "licence (clips)"], licence_rows),
         "collection": collection,
         "eu_ai_act": EU_AI_ACT,
@@ -1153,6 +1371,16 @@ def inputs_from(
     lineage = lineage if lineage is not None else ds.lineage
     corpora = {c: str(r) for c, r in ds.corpora.items()}
     page = folder / VALIDATION_PAGE
+    audit_clips = None
+    if ds.has("estimates") and ds.has("clips"):  # the clips as the bias tables counted them
+        from emopipe.estimators import audit
+
+        estimates = ds.table("estimates")
+        if "instrument_audit" in metric:
+            audit_clips = audit.with_estimates(ds.clips, estimates, metric["instrument_audit"])
+        else:
+            audit_clips, computed = audit.audit_tables(ds.clips, estimates, ds.stages, thresholds or ValidateConfig())
+            metric = {**computed, **metric}
     return ReportInputs(
         clips=ds.maybe("clips"),
         quarantine=ds.maybe("quarantine"),
@@ -1166,6 +1394,7 @@ def inputs_from(
         confusion=sorted((folder / "reports" / "confusion").glob("*.png")),
         thresholds=thresholds or ValidateConfig(),
         validation_page=page if page.is_file() else None,
+        audit_clips=audit_clips,
     )
 
 

@@ -41,6 +41,7 @@ FROZEN_NAME = "params.resolved.yaml"  # the frozen copy of a run's parameters, i
 
 Corpus = Literal["ravdess", "dfew", "mafw", "footage"]
 LabelerKind = Literal["fer", "hf_video", "hf_audio", "video_llm"]
+EstimatorKind = Literal["face", "audio"]
 
 
 class ParamsError(ValueError):
@@ -466,6 +467,83 @@ class LabelConfig(_Section):
         return self
 
 
+def _vocabulary(attribute: str) -> Any:
+    from emopipe.estimators.vocabulary import vocabularies
+
+    return vocabularies().get(attribute)
+
+
+class EstimatorSpec(_Section):
+    """One attribute estimator in `estimate_attributes.estimators`.
+
+    Args:
+        name: what its estimates are called (`estimator` column: `<name>@<model version>`); no '@'.
+        kind: face (a local transformers AutoModelForImageClassification folder with its image processor, on the
+            aligned face crops) or audio (AutoModelForAudioClassification with its feature extractor, on the
+            16 kHz audio).
+        path: the model folder (local files only).
+        attribute: what it estimates: an attribute of schemas/estimated_demographics.yaml (gender, age_group,
+            skin_tone).
+        label_map: the model's class names (config.id2label) -> values of the attribute's vocabulary; unmapped
+            classes never become estimates. Empty: names are matched to the vocabulary's values and synonyms.
+        min_confidence: an estimate counts (instrument audit, bias tables) only at or above this confidence (0..1).
+    """
+
+    where: ClassVar[str] = "estimate_attributes.estimators[]"
+    null_means_default: ClassVar[tuple[str, ...]] = ("label_map",)
+
+    name: Annotated[str, AfterValidator(_labeler_name)]
+    kind: EstimatorKind
+    path: Annotated[str, BeforeValidator(_to_path_str)]
+    attribute: str
+    label_map: dict[str, str] = Field(default_factory=dict)
+    min_confidence: Share = 0.8
+
+    @model_validator(mode="after")
+    def _vocabulary_values(self) -> EstimatorSpec:
+        from emopipe.estimators.vocabulary import attributes
+
+        vocab = _vocabulary(self.attribute)
+        if vocab is None:
+            raise _Problems([("attribute", f"must be one of {list(attributes())}, got {_show(self.attribute)}")])
+        if wrong := sorted({v for v in self.label_map.values() if v not in vocab.values}):
+            raise _Problems(
+                [("label_map", f"maps onto {wrong}, not values of {self.attribute} ({', '.join(vocab.values)})")]
+            )
+        return self
+
+
+class EstimateConfig(_Section):
+    """The `estimate_attributes:` section: demographic attributes estimated where a corpus records none.
+
+    Args:
+        ray_address: None runs a local Ray instance; otherwise a cluster address passed to `ray.init`.
+        num_workers: actors in the pool (each loads one estimator's model).
+        batch_size: clips per actor call.
+        num_cpus: local Ray's CPU count (ignored on a cluster); None lets Ray detect it.
+        num_gpus: GPUs per actor: "auto" (one per actor when the cluster has them, a share when fewer), or a number.
+        estimators: the models to run; none by default (no such weights ship with emopipe), and then the stage
+            costs nothing.
+    """
+
+    where: ClassVar[str] = "estimate_attributes"
+    null_means_default: ClassVar[tuple[str, ...]] = ("estimators",)
+
+    ray_address: str | None = None
+    num_workers: Count = 2
+    batch_size: Count = 16
+    num_cpus: OptionalCount = None
+    num_gpus: Gpus = "auto"
+    estimators: Annotated[tuple[EstimatorSpec, ...], BeforeValidator(_to_tuple)] = ()
+
+    @model_validator(mode="after")
+    def _names(self) -> EstimateConfig:
+        names = [s.name for s in self.estimators]
+        if len(names) != len(set(names)):
+            raise _Problems([("estimators", f"names must be unique, got {names}")])
+        return self
+
+
 class Levels(_Section):
     """A threshold with a blocking and a warning level.
 
@@ -520,9 +598,11 @@ def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
     The bias code audits the intersection of each pair of listed columns itself and skips a name that is not a
     column, so an intersection is accepted only with both its columns listed: never silently not audited.
     """
+    from emopipe.estimators.vocabulary import attributes
     from emopipe.stages.bias import CROSS
 
-    known = demographic_columns()
+    columns, estimated = demographic_columns(), tuple(a for a in attributes() if a not in demographic_columns())
+    known = (*columns, *estimated)  # the clips' own columns, or an attribute only an estimator fills (skin_tone)
     wrong = []
     for name in value:
         parts = name.split(CROSS)
@@ -530,8 +610,8 @@ def _bias_attributes(value: tuple[str, ...]) -> tuple[str, ...]:
             wrong.append(", ".join(repr(p) for p in unknown) + (f" (in {name!r})" if len(parts) > 1 else ""))
     if wrong:
         raise ValueError(
-            f"{'; '.join(wrong)}: not a demographic column of the clips table (known: {', '.join(known)}; "
-            f"an intersection is written {CROSS.join(known[:2])})"
+            f"{'; '.join(wrong)}: not a demographic column of the clips table (known: {', '.join(columns)}; "
+            f"estimated only: {', '.join(estimated)}; an intersection is written {CROSS.join(known[:2])})"
         )
     for name in (n for n in value if CROSS in n):
         parts = name.split(CROSS)
@@ -579,6 +659,13 @@ class ValidateConfig(_Section):
         min_parity_ratio: fairlearn's demographic parity ratio of negative-emotion predictions.
         max_equalized_odds_difference: fairlearn's equalized odds difference of negative-emotion predictions.
         min_face_hit_ratio: lowest group's face-detection rate / highest group's.
+        min_estimator_accuracy: instrument audit of an attribute estimator: its accuracy on clips whose attribute is
+            known (0..1); below the blocking level its estimates stay out of the bias tables, below the warning
+            level they are used with a warning.
+        max_estimator_group_error: instrument audit: the error rate on the clips of one true group, or of one
+            emotion label (0..1); above the blocking level its estimates stay out of the bias tables.
+        min_estimator_group_count: fewest answered clips a row of the instrument audit needs to count; every value
+            an estimator estimates must be checked on this many clips of that true group before it is trusted.
 
     Every threshold with two levels is `{blocking: x, warning: y}`, exactly those two keys; for a minimum
     (`min_...`) 0 <= blocking <= warning <= 1, for a maximum 0 <= warning <= blocking <= 1.
@@ -613,6 +700,9 @@ class ValidateConfig(_Section):
     min_parity_ratio: Floor = Levels(blocking=0.0, warning=0.8)
     max_equalized_odds_difference: Ceiling = Levels(blocking=0.5, warning=0.2)
     min_face_hit_ratio: Floor = Levels(blocking=0.5, warning=0.8)
+    min_estimator_accuracy: Floor = Levels(blocking=0.9, warning=0.95)
+    max_estimator_group_error: Ceiling = Levels(blocking=0.15, warning=0.1)
+    min_estimator_group_count: Count = 20
 
     @model_validator(mode="before")
     @classmethod
@@ -784,9 +874,11 @@ class RayConfig(_Section):
 
 
 SECTIONS = (
-    "work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "export", "ray",
+    "work_dir", "ingest", "probe_clips", "extract_features", "label_clips", "estimate_attributes", "validate",
+    "publish", "export", "ray",
 )  # fmt: skip
-_STAGES = ("probe_clips", "extract_features", "label_clips")  # the sections with a ray_address of their own
+# the sections with a ray_address of their own
+_STAGES = ("probe_clips", "extract_features", "label_clips", "estimate_attributes")
 
 # `validate` shadows BaseModel.validate, pydantic v1's deprecated classmethod: the section keeps its name.
 with warnings.catch_warnings():
@@ -801,6 +893,7 @@ with warnings.catch_warnings():
             probe_clips: the `probe_clips:` section.
             extract_features: the `extract_features:` section.
             label_clips: the `label_clips:` section.
+            estimate_attributes: the `estimate_attributes:` section (attribute estimators; none by default).
             validate: the `validate:` section.
             publish: the `publish:` section.
             export: the `export:` section (formats trainers read, written after publish).
@@ -814,6 +907,7 @@ with warnings.catch_warnings():
         probe_clips: ProbeConfig = Field(default_factory=ProbeConfig)
         extract_features: ExtractConfig = Field(default_factory=ExtractConfig)
         label_clips: LabelConfig = Field(default_factory=LabelConfig)
+        estimate_attributes: EstimateConfig = Field(default_factory=EstimateConfig)
         validate: ValidateConfig = Field(default_factory=ValidateConfig)
         publish: PublishConfig = Field(default_factory=PublishConfig)
         export: ExportConfig = Field(default_factory=ExportConfig)

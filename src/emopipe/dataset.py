@@ -42,11 +42,12 @@ SHARDED: dict[str, Layout] = {
     "clips": Layout(keys=("clip_id",), max_rows=4096, row_group=1024),
     "features": Layout(keys=("clip_id",), max_rows=128, row_group=16),
     "labels": Layout(keys=("clip_id", "labeler"), max_rows=8192, row_group=1024),
+    "estimates": Layout(keys=("clip_id", "estimator"), max_rows=8192, row_group=1024),
     "lineage": Layout(keys=("clip_id",), max_rows=8192, row_group=2048),
 }
 SCHEMA_OF = {"lineage": "row_lineage"}  # table name in a dataset -> schema file, where they differ
 # The tables whose rows make the dataset's content hash (quarantine without its run ids).
-DIGEST_TABLES = ("clips", "quarantine", "extraction", "splits", "labels", "agreement", "fused_labels")
+DIGEST_TABLES = ("clips", "quarantine", "extraction", "splits", "labels", "agreement", "fused_labels", "estimates")
 # Columns that measure a run rather than describe the data (labels.seconds: wall-clock time): not in the digest.
 MEASURED = {"labels": ("seconds",)}
 

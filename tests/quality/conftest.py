@@ -251,6 +251,7 @@ def _tables() -> dict[str, pa.Table]:
                     "corpus": "dfew",
                     "labeler": "fer@1",
                     "attribute": "gender",
+                    "attribute_sources": "annotated",
                     "groups": ["female", "male"],
                     "recall_ratio": 0.5,
                     "worst_group": "male",

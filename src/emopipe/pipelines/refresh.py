@@ -179,10 +179,15 @@ def _stage(job: str, params_file: str | None, run_id: str, in_dir: str) -> str:
     which works out there what it has to compute (the cluster's storage is the one that matters).
     """
     from emopipe.orchestration import submit_ray_job
-    from emopipe.pipelines import extract_features, label_clips, probe_clips
+    from emopipe.pipelines import estimate_attributes, extract_features, label_clips, probe_clips
 
     params = load(params_file, run_id)
-    module = {"probe_clips": probe_clips, "extract_features": extract_features, "label_clips": label_clips}[job]
+    module = {
+        "probe_clips": probe_clips,
+        "extract_features": extract_features,
+        "label_clips": label_clips,
+        "estimate_attributes": estimate_attributes,
+    }[job]
     out = params.run_dir(run_id) / job
     prev = previous(params, job, out)
     if params.ray.dashboard_url:
@@ -215,6 +220,16 @@ def extract_features(params_file: str | None, run_id: str, probe_dir: str) -> st
 def label_clips(params_file: str | None, run_id: str, extract_dir: str) -> str:
     """Label every clip with the configured labelers, reusing the last run's rows for unchanged clips."""
     return _stage("label_clips", params_file, run_id, extract_dir)
+
+
+def estimate_attributes(params_file: str | None, run_id: str, label_dir: str) -> str:
+    """Estimate demographic attributes with the configured estimators (none by default: then this returns
+    `label_dir` itself, and nothing is computed or written)."""
+    params = load(params_file, run_id)
+    if not params.estimate_attributes.estimators:
+        log.info("estimate_attributes: no estimators configured; the dataset goes to the gate as it is")
+        return label_dir
+    return _stage("estimate_attributes", params_file, run_id, label_dir)
 
 
 def validate(params_file: str | None, run_id: str, probe_dir: str) -> str:
@@ -334,7 +349,7 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
     stage = next(
         (
             run_dir / name
-            for name in ("label_clips", "extract_features", "probe_clips", "ingest")
+            for name in ("estimate_attributes", "label_clips", "extract_features", "probe_clips", "ingest")
             if (run_dir / name / "dataset.json").is_file()
         ),
         None,
@@ -371,6 +386,7 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
         ("probe_clips", "probe.json"),
         ("extract_features", "extract.json"),
         ("label_clips", "label.json"),
+        ("estimate_attributes", "estimate.json"),
     ):
         path = run_dir / name / file
         if path.is_file():
@@ -389,6 +405,14 @@ def report(params_file: str | None, run_id: str) -> dict[str, Any]:
             rep["labelling"] = {
                 "n_rows": summary["n_rows"],
                 "n_labelled": summary["n_processed"],
+                "n_reused": summary["n_reused"],
+                "errors": summary["n_errors"],
+                **summary["extra"],
+            }
+        if summary["stage"] == "estimate_attributes":
+            rep["estimation"] = {
+                "n_rows": summary["n_rows"],
+                "n_estimated": summary["n_processed"],
                 "n_reused": summary["n_reused"],
                 "errors": summary["n_errors"],
                 **summary["extra"],
@@ -477,6 +501,12 @@ def render_report(rep: dict[str, Any]) -> str:
             f"kappa {a.get('kappa')}, coverage {a['coverage']:.2f} ({a['n_clips']} human-labelled clips)"
             for a in lab["agreement"]
         ]
+    if est := rep.get("estimation"):
+        lines.append(
+            f"- estimates: {est['n_rows']} rows from {', '.join(est.get('estimators') or []) or 'no estimator'} "
+            f"({est['n_estimated']} new, {est['n_reused']} reused); abstained {est.get('abstained') or 'never'}"
+        )
+        lines += [f"  - instrument audit of {md_safe(v)}" for v in est.get("instrument_audit") or []]
     if rep.get("stages"):
         lines += ["", "## Stages", ""]
         lines += [f"- {_stage_line(s)}" for s in rep["stages"]]

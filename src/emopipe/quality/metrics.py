@@ -18,9 +18,10 @@ from emopipe.stages import balance
 # Metric tables written to reports/ and published with a version.
 METRICS = (
     "class_balance", "balance_summary", "fold_balance", "representation", "near_duplicates", "label_dependence",
-    "model_parity",
+    "model_parity", "instrument_audit", "attribute_coverage",
 )  # fmt: skip
 BIAS_TABLES = ("label_dependence", "model_parity")
+ESTIMATOR_TABLES = ("instrument_audit", "attribute_coverage")  # only with estimates (emopipe.estimators)
 
 
 def balance_tables(clips: pa.Table) -> dict[str, pa.Table]:
@@ -35,13 +36,29 @@ def balance_tables(clips: pa.Table) -> dict[str, pa.Table]:
     }
 
 
+def audit_clips(ds: Dataset, cfg: ValidateConfig) -> tuple[pa.Table, dict[str, pa.Table]]:
+    """The clips the bias tables count, and the instrument audit behind them.
+
+    Without estimates: the clips as the corpus gave them, and no tables. With an `estimates` table: each estimator's
+    instrument audit on the clips whose attribute is known (instrument_audit), and a copy of the clips in which
+    estimates of the trusted estimators fill the attributes the corpus left null (`<attribute>_source = estimated`;
+    never replacing a value), with the share left unknown (attribute_coverage). The dataset's clips table is not
+    changed.
+    """
+    from emopipe.estimators import audit
+
+    estimates = ds.table("estimates") if ds.has("estimates") else None
+    return audit.audit_tables(ds.clips, estimates, ds.stages, cfg)
+
+
 def bias_tables(ds: Dataset, cfg: ValidateConfig, attributes: tuple[str, ...] | None = None) -> dict[str, pa.Table]:
-    """label_dependence (human labels vs groups) and, where model labels exist, model_parity."""
+    """label_dependence (human labels vs groups) and, where model labels exist, model_parity; with estimates, also
+    instrument_audit and attribute_coverage, and the bias tables then count trusted estimates (see `audit_clips`)."""
     from emopipe.stages import bias
 
     attrs = tuple(attributes or cfg.bias_attributes)
-    clips = ds.clips
-    out = {"label_dependence": bias.label_dependence(clips, attrs, cfg.min_cell_count)}
+    clips, out = audit_clips(ds, cfg)
+    out["label_dependence"] = bias.label_dependence(clips, attrs, cfg.min_cell_count)
     if (labels := ds.labels) is not None:
         out["model_parity"] = bias.model_parity(clips, labels, attrs, ds.extraction, cfg.min_group_count)
     return out
@@ -76,6 +93,12 @@ def bias_metrics(tables: dict[str, pa.Table]) -> dict[str, Any]:
             k: row[k]
             for k in ("recall_ratio", "demographic_parity_ratio", "equalized_odds_difference", "face_hit_ratio")
         }
+    for row in tables.get("instrument_audit", pa.table({})).to_pylist():
+        by = out.setdefault("instrument_audit", {}).setdefault(row["estimator"], {}).setdefault(row["corpus"], {})
+        by[row["truth_group"]] = {k: row[k] for k in ("n_answered", "accuracy", "coverage", "trusted")}
+    for row in tables.get("attribute_coverage", pa.table({})).to_pylist():
+        by = out.setdefault("attribute_coverage", {}).setdefault(row["corpus"], {})
+        by[row["attribute"]] = {k: row[k] for k in ("n_estimated", "n_unknown", "share_unknown")}
     return _rounded(out)
 
 

@@ -175,12 +175,16 @@ def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, r
         errors += _splits(ds, clips, tables)
     labelled = ds.label_tables()
     tables.update(labelled)
+    if ds.has("estimates"):  # attribute estimates (estimate_attributes); their instrument audit comes with the bias
+        tables["estimates"] = ds.table("estimates")
     if clips is not None:
         tables.update(metrics.bias_tables(ds, params.validate))
     report = (pathlib.Path(out_dir) / "reports" / "bias_report.html").resolve()
     shown = html.escape(str(report))  # Data Docs render notes as Markdown, which passes HTML through
     link = [f"Bias report (per corpus, fold and group; datasheet beside it): [{shown}]({report.as_uri()})"]
-    notes = {t: link for t in ("representation", "class_balance", "label_dependence", "model_parity")}
+    notes = {
+        t: link for t in ("representation", "class_balance", "label_dependence", "model_parity", "instrument_audit")
+    }
     result = validate_tables(tables, params, run_name=run_id, notes=notes)
     if errors:
         result.blocking_failures[:0] = errors

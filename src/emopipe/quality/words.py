@@ -109,12 +109,32 @@ _COLUMN_GUARDS: dict[tuple[str, str | None, str | None], str] = {
     ("label_dependence", "cramers_v", None): "The human label does not depend strongly on a demographic group "
     "(a group portrayed or annotated with a different mix of emotions).",
     ("label_dependence", "max_gap", None): "No class's share differs much between demographic groups.",
+    ("label_dependence", "cell_gap", None): "No single group (such as one gender x age cell) is given a class much "
+    "more or less often than every other group together.",
     ("model_parity", "recall_ratio", None): "The model serves every demographic group with similar recall (the "
     "four-fifths rule).",
     ("model_parity", "demographic_parity_ratio", None): "Every group is given a negative emotion at a similar rate.",
     ("model_parity", "equalized_odds_difference", None): "Given the human label, the model errs alike for every "
     "group.",
     ("model_parity", "face_hit_ratio", None): "The face detector finds every group's faces at a similar rate.",
+    ("estimates", "estimator", None): "One estimate per clip and attribute estimator.",
+    ("estimates", "kind", None): "Every estimator reads faces or audio, as declared.",
+    ("estimates", "abstain_reason", None): "Every abstention of an estimator gives a known reason.",
+    ("estimates", "confidence", None): "Confidences are probabilities (0 to 1).",
+    ("estimates", "error", None): "The estimator's model itself fails on only a small share of clips.",
+    ("instrument_audit", "truth_group", None): "One row per estimator, corpus and true group.",
+    ("instrument_audit", "coverage", None): "Coverage is a proportion.",
+    ("instrument_audit", "accuracy", "expect_column_values_to_be_between"): "An attribute estimator whose estimates "
+    "are used is right often enough where the attribute is known (its instrument audit).",
+    ("instrument_audit", "error_rate", None): "An attribute estimator whose estimates are used errs rarely for every "
+    "true group, so its errors do not fall on one group.",
+    ("instrument_audit", "max_label_error", None): "An attribute estimator whose estimates are used errs rarely for "
+    "every emotion shown, so its errors cannot fake a dependence of the label on the group.",
+    ("instrument_audit", "trusted", None): "Every attribute estimator passed its instrument audit; one that did not "
+    "is kept out of the bias tables.",
+    ("attribute_coverage", "attribute", None): "One coverage row per corpus and estimated attribute.",
+    ("attribute_coverage", "share_unknown", None): "The share left unknown is a proportion.",
+    ("attribute_coverage", "n_unknown", None): "Unknown clips are counted, never negative.",
 }
 
 # How a row of each table is named in a sentence.
@@ -131,6 +151,9 @@ _UNITS = {
     "model_parity": ("comparison", "comparisons"),
     "agreement": ("labeler", "labelers"),
     "near_duplicates": ("group of clips", "groups of clips"),
+    "estimates": ("estimate", "estimates"),
+    "instrument_audit": ("check", "checks"),
+    "attribute_coverage": ("attribute", "attributes"),
 }
 
 # (table, column) -> (what the value is, how to print it: share | ratio | int | seconds | fps | num)
@@ -144,6 +167,7 @@ _MEASURES: dict[tuple[str, str], tuple[str, str]] = {
     ("representation", "n_unknown"): ("clips with no known value", "int"),
     ("label_dependence", "cramers_v"): ("association of the human label with the group (Cramér's V)", "num"),
     ("label_dependence", "max_gap"): ("largest difference of a class's share between groups", "points"),
+    ("label_dependence", "cell_gap"): ("difference of a class's share between one group and the rest", "points"),
     ("model_parity", "recall_ratio"): ("worst group's recall / best group's", "num"),
     ("model_parity", "demographic_parity_ratio"): ("demographic parity ratio of negative-emotion predictions", "num"),
     ("model_parity", "equalized_odds_difference"): (
@@ -161,6 +185,13 @@ _MEASURES: dict[tuple[str, str], tuple[str, str]] = {
     ("clips", "size_bytes"): ("size", "bytes"),
     ("extraction", "face_share"): ("share of sampled frames with a face", "share"),
     ("labels", "confidence"): ("confidence", "num"),
+    ("estimates", "confidence"): ("confidence", "num"),
+    ("instrument_audit", "accuracy"): ("share estimated right where the attribute is known", "share"),
+    ("instrument_audit", "coverage"): ("share of the clips with a known value it answered", "share"),
+    ("instrument_audit", "error_rate"): ("share estimated wrong among the clips of that true group", "share"),
+    ("instrument_audit", "max_label_error"): ("share estimated wrong among the clips of one emotion label", "share"),
+    ("attribute_coverage", "share_unknown"): ("share of clips left unknown", "share"),
+    ("attribute_coverage", "n_unknown"): ("clips left unknown", "int"),
 }
 
 # (table, column) -> what rows with a value (to_be_null) or without one (to_not_be_null) are, in words.
@@ -168,6 +199,7 @@ _NULL_PHRASES = {
     ("clips", "error"): ("carries a probe error", "carry a probe error"),
     ("extraction", "error"): ("failed feature extraction", "failed feature extraction"),
     ("labels", "error"): ("is a model failure", "are model failures"),
+    ("estimates", "error"): ("is a model failure", "are model failures"),
 }
 _NOT_NULL_PHRASES = {
     ("clips", "label"): ("has no emotion label", "have no emotion label"),
@@ -178,7 +210,17 @@ _NOT_NULL_PHRASES = {
 }
 _CONDITIONS = {
     "testable == True and p_value < 0.05": "only where the test is valid and the dependence significant (p < 0.05)",
+    "testable == True and cell_p_value < 0.05": "only where the test is valid and the cell differs significantly "
+    "from the rest (p < 0.05 after correcting for the number of cells)",
     "n_labelled >= 100": "only splits of 100 labelled clips or more",
+    "trusted == True and testable == True and truth_group == 'ALL'": "only trusted estimators, overall rows with "
+    "enough answered clips",
+    "trusted == True and testable == True and truth_group != 'ALL'": "only trusted estimators, group rows with "
+    "enough answered clips",
+    "trusted == True and testable == True": "only trusted estimators, rows with enough answered clips",
+    "corpus == 'ALL' and truth_group == 'ALL'": "one row per estimator",
+    "testable == True and truth_group == 'ALL'": "only overall rows with enough answered clips",
+    "testable == True and truth_group != 'ALL'": "only group rows with enough answered clips",
 }
 
 
@@ -327,6 +369,14 @@ def _subject(table: str, row: dict[str, Any]) -> str:
         return f"{g('labeler')} on {g('corpus')}"
     if table == "labels" and has("clip_id", "labeler"):
         return f"{g('labeler')} on clip {g('clip_id')}"
+    if table == "estimates" and has("clip_id", "estimator"):
+        return f"{g('estimator')} on clip {g('clip_id')}"
+    if table == "instrument_audit" and has("estimator", "corpus", "truth_group"):
+        where = "every corpus" if g("corpus") == "ALL" else g("corpus")
+        group = "all clips" if g("truth_group") == "ALL" else f"true {g('truth_group')}"
+        return f"estimator {g('estimator')} on {where} ({group})"
+    if table == "attribute_coverage" and has("corpus", "attribute"):
+        return f"{g('attribute')} in {g('corpus')}"
     if has("clip_id"):
         return f"clip {g('clip_id')}"
     if table == "balance_summary" and has("corpus"):
@@ -416,6 +466,14 @@ def _dependence(record: ExpectationRecord, row: dict[str, Any]) -> str:
         )
         if row.get("max_gap_class"):
             text += f"; {row.get('max_gap_class')} differs most"
+    elif column == "cell_gap":
+        share, rest = row.get("cell_share"), row.get("rest_share")
+        return (
+            f"in {row.get('corpus')}, {row.get('attribute')} group {row.get('cell_group')} is labelled "
+            f"{row.get('cell_class')} in {number(share, 'share')} of its clips against {number(rest, 'share')} for "
+            f"every other group (p {number(row.get('cell_p_value'))} after correcting for the number of cells); "
+            f"the difference is {number(row.get('cell_gap'), 'points')} and {_must(record)}"
+        )
     else:
         text = (
             f"in {row.get('corpus')}, the share of {row.get('max_gap_class') or 'a class'} differs by "
@@ -485,6 +543,12 @@ def _in_set(record: ExpectationRecord) -> str:
     column = str(record.kwargs.get("column"))
     if record.table == "fused_labels" and column == "disagreement":
         return _fused_disagreement(record)
+    if record.table == "instrument_audit" and column == "trusted" and record.unexpected_rows:
+        return "; ".join(
+            f"{_subject(record.table, r)} failed its instrument audit and its estimates stay out of the bias tables"
+            + (f" ({r['verdict'].removeprefix('kept out of the bias tables: ')})" if r.get("verdict") else "")
+            for r in record.unexpected_rows[:MAX_NAMED]
+        ) + _more(record)
     known = (record.element_count or 0) - (record.missing_count or 0)
     values = _counts(record, column)
     found = ", ".join(f"{_value(v)} ({c})" for v, c in values[:MAX_NAMED]) if values else _named(record)

@@ -10,9 +10,13 @@ equalized odds difference on "predicted a negative emotion" against "the human l
 an extraction table it also compares the face detector's hit rate across groups.
 
 Both look at single attributes and at the intersection of each pair (`gender*age_group`, groups such as
-`female|18-30`). Groups are never merged: a group too thin for the statistics makes its row untestable, with a note
-naming it; the statistics are then null while the descriptive per-group numbers are still reported. No statistic is
-computed by hand: the maths is scipy's, scikit-learn's and fairlearn's.
+`female|18-30`), so a bias that lives in one cell (older women only) is seen where the single attributes dilute it.
+Every row says where its attribute values came from (`attribute_sources`: annotated, derived, estimated), so a row
+over attributes a model estimated (emopipe.estimators, joined in only for clips the corpus leaves unknown and only
+from estimators that passed their instrument audit) says so. Groups are never merged: a group too thin for the
+statistics makes its row untestable, with a note naming it; the statistics are then null while the descriptive
+per-group numbers are still reported. No statistic is computed by hand: the maths is scipy's, scikit-learn's and
+fairlearn's.
 """
 
 from __future__ import annotations
@@ -136,6 +140,8 @@ def _dependence_row(
             "p_value": float(p_value),
             "cramers_v": _nullable(association(observed, method="cramer")),
         }
+        if len(groups) > 2:  # with two groups the one cell against the rest is the whole comparison (max_gap)
+            row |= _deviating_cell(observed, groups, classes)
     if len(groups) >= 2:
         shares = observed / per_group[:, None]
         gaps = shares.max(axis=0) - shares.min(axis=0)
@@ -151,6 +157,48 @@ def _dependence_row(
     return row
 
 
+def _deviating_cell(observed: np.ndarray, groups: list[str], classes: list[str]) -> dict[str, Any]:
+    """The (group, class) cell whose class share differs most significantly from every other group's together.
+
+    A bias that lives in one group of many (one gender x age cell) barely moves the chi-square test of the whole
+    table, whose degrees of freedom grow with every cell. Each cell is tested on its own instead: the 2 x 2 table of
+    (this group, the other groups) x (this class, the other classes), Pearson's chi-square without continuity
+    correction (scipy; the square of the cell's adjusted standardized residual), its p-value multiplied by the
+    number of cells tested (Bonferroni), so a corpus with many cells does not find one by chance.
+
+    Args:
+        observed: the group x class counts.
+        groups: the row names.
+        classes: the column names.
+    """
+    from scipy.stats import chi2_contingency
+
+    n_cells = observed.size
+    total, per_group, per_class = int(observed.sum()), observed.sum(axis=1), observed.sum(axis=0)
+    best: tuple[float, float, int, int] | None = None  # (p, -|gap|, i, j): smallest p, then the largest gap
+    for i, j in itertools.product(range(len(groups)), range(len(classes))):
+        a = int(observed[i, j])
+        table = np.array([[a, per_group[i] - a], [per_class[j] - a, total - per_group[i] - per_class[j] + a]])
+        if (table.sum(axis=1) == 0).any() or (table.sum(axis=0) == 0).any():
+            continue
+        _, p, _, _ = chi2_contingency(table, correction=False)
+        gap = a / per_group[i] - (per_class[j] - a) / (total - per_group[i])
+        key = (min(1.0, float(p) * n_cells), -abs(gap), i, j)
+        best = key if best is None or key < best else best
+    if best is None:
+        return {}
+    p, _, i, j = best
+    rest = total - int(per_group[i])
+    return {
+        "cell_group": groups[i],
+        "cell_class": classes[j],
+        "cell_share": float(observed[i, j] / per_group[i]),
+        "rest_share": float((per_class[j] - observed[i, j]) / rest),
+        "cell_gap": abs(float(observed[i, j] / per_group[i] - (per_class[j] - observed[i, j]) / rest)),
+        "cell_p_value": p,
+    }
+
+
 def label_dependence(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS, min_cell_count: int = 5) -> pa.Table:
     """Per corpus and demographic attribute, whether the human label depends on the group.
 
@@ -161,7 +209,10 @@ def label_dependence(clips: pa.Table, attributes: tuple[str, ...] = DEMOGRAPHICS
     are null and `note` says why. A group with fewer than `min_cell_count` clips is never merged into another: it
     makes the row untestable and the note names it. `max_gap` (the largest difference in one class's share between
     two groups) is descriptive and reported whenever there are two groups. The intersection of each pair of
-    attributes (`gender*age_group`) gets its own rows where both are known.
+    attributes (`gender*age_group`) gets its own rows where both are known. On a testable row with more than two
+    groups, the cell (group, class) that differs most significantly from all other groups together is named with
+    its Bonferroni-corrected p-value (`cell_*` columns): a bias in one cell of many is found there even where the
+    test of the whole table has too little power to see it.
 
     Args:
         clips: at least corpus and label (the human canonical label, nullable) and the attribute columns; the
@@ -419,21 +470,21 @@ def model_parity(
     attrs = _attributes(clips, attributes)
     rows = []
     for corpus, labeler in sorted(members):
-        for name, (values, _) in attrs.items():
+        for name, (values, sources) in attrs.items():
             known = [(i, p) for i, p in members[corpus, labeler] if values[i] is not None]
             if not known:
                 continue
             faces = None
             if face_by_clip is not None:
                 faces = [face_by_clip.get(clip_ids[i]) for i, _ in known]
-            rows.append(
-                _parity_row(
-                    (corpus, labeler, name),
-                    [values[i] for i, _ in known],
-                    [human[i] for i, _ in known],
-                    [p for _, p in known],
-                    faces,
-                    min_group_count=min_group_count,
-                )
+            row = _parity_row(
+                (corpus, labeler, name),
+                [values[i] for i, _ in known],
+                [human[i] for i, _ in known],
+                [p for _, p in known],
+                faces,
+                min_group_count=min_group_count,
             )
+            row["attribute_sources"] = ",".join(sorted(set().union(*(sources[i] for i, _ in known))))
+            rows.append(row)
     return schemas.from_rows(rows, MODEL_PARITY)
