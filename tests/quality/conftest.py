@@ -213,13 +213,13 @@ def _tables() -> dict[str, pa.Table]:
                     "corpus": "ravdess",
                     "human_label": "sadness" if i % 2 else "anger",
                     "model_label": "happiness" if i < 168 else ("sadness" if i % 2 else "anger"),
-                    "label_source": "human",
-                    "label": "sadness" if i % 2 else "anger",
+                    "train_label_source": "human",
+                    "train_label": "sadness" if i % 2 else "anger",
                     "disagreement": i < 168,
                 }
                 for i in range(192)
             ]
-            + [{"clip_id": "ravdess:999", "corpus": "ravdess", "label_source": "oracle"}],
+            + [{"clip_id": "ravdess:999", "corpus": "ravdess", "train_label_source": "oracle"}],
             s("fused_labels"),
         ),  # fmt: skip
         "label_dependence": schemas.from_rows(

@@ -148,7 +148,7 @@ def test_demographics_outside_the_vocabulary_stay_data_never_markup(tmp_path, ke
     result = footage.scan(tmp_path, run_id="t", license="x")
     c = _rows(result)["2026-11-02/c.mov"]
     assert c[key] is None and c[f"{key}_source"] is None
-    assert dict(c["native_fields"])[key] == script and c["label"] == "happiness"
+    assert schemas.as_dict(c["native_fields"])[key] == script and c["label"] == "happiness"
     [row] = result.quarantine.to_pylist()
     assert row["reason"] == "invalid_annotation" and "c.mov" in row["detail"] and key in row["detail"]
     assert all(script not in str(v) for v in result.clips.column(key).to_pylist())

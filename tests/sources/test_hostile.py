@@ -40,7 +40,7 @@ def test_every_good_clip_is_kept_exactly_once_with_its_labels(scanned):
             if key == "test_fold":
                 assert [a["fold"] for a in row["folds"] if a["split"] == "test"] == [value], path
             elif key == "votes":
-                assert dict(row["label_votes"])[value] == 10, path
+                assert schemas.as_dict(row["label_votes"])[value] == 10, path
             else:
                 assert row[key] == value, (path, key, row[key])
 

@@ -102,6 +102,9 @@ _COLUMN_GUARDS: dict[tuple[str, str | None, str | None], str] = {
     "is high enough to trust its labels.",
     ("agreement", "coverage", None): "A labeler answers for most of the human-labelled clips.",
     ("fused_labels", "clip_id", None): "One training label per clip.",
+    ("split_leaks", "kind", None): "No subject and no file is on both the train and the test side of one fold.",
+    ("split_leaks", None, "expect_table_row_count_to_equal"): "No test clip of one corpus is a near-duplicate of a "
+    "train clip of another in the same fold (emopipe export leaves such train clips out).",
     ("fused_labels", "train_label_source", None): "Every training label says where it came from "
     "(human, model or none).",
     ("fused_labels", "train_label", None): "Training labels belong to the canonical taxonomy.",
@@ -375,6 +378,9 @@ def _subject(table: str, row: dict[str, Any]) -> str:
         where = "every corpus" if g("corpus") == "ALL" else g("corpus")
         group = "all clips" if g("truth_group") == "ALL" else f"true {g('truth_group')}"
         return f"estimator {g('estimator')} on {where} ({group})"
+    if table == "split_leaks" and has("protocol", "fold", "corpus", "kind", "key"):
+        what = {"subject": "subject", "sha256": "file (sha256)", "near_duplicate": "near-duplicate (frame hash)"}
+        return f"{what.get(g('kind'), g('kind'))} {g('key')} in fold {g('fold')} of {g('protocol')} ({g('corpus')})"
     if table == "attribute_coverage" and has("corpus", "attribute"):
         return f"{g('attribute')} in {g('corpus')}"
     if has("clip_id"):
@@ -549,6 +555,15 @@ def _in_set(record: ExpectationRecord) -> str:
             + (f" ({r['verdict'].removeprefix('kept out of the bias tables: ')})" if r.get("verdict") else "")
             for r in record.unexpected_rows[:MAX_NAMED]
         ) + _more(record)
+    if record.table == "split_leaks" and column == "kind" and record.unexpected_rows:
+        return (
+            "a protocol leaks: "
+            + "; ".join(
+                f"{_subject(record.table, r)} is on both its train and its test side"
+                for r in record.unexpected_rows[:MAX_NAMED]
+            )  # fmt: skip
+            + _more(record)
+        )
     known = (record.element_count or 0) - (record.missing_count or 0)
     values = _counts(record, column)
     found = ", ".join(f"{_value(v)} ({c})" for v, c in values[:MAX_NAMED]) if values else _named(record)
