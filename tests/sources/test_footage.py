@@ -35,7 +35,8 @@ def test_reads_clips_and_annotations(tmp_path):
     assert schemas.as_dict(a["native_fields"]) == {"audio_quality": "good"}
     b = rows["2026-11-01/cam1/b.mkv"]
     assert (b["label"], b["gender"], b["arousal"]) == ("happiness", "male", 3.0)
-    assert schemas.as_dict(b["native_fields"]) == {"speaker": "spk-2"}
+    assert b["subject_id"] == "footage:spk-2" and b["native_fields"] is None  # the speaker column names the subject
+    assert a["subject_id"] is None
     c = rows["2026-11-02/c.mov"]
     assert c["label"] is None and c["gender"] is None and c["license"] == "CC BY 4.0, collected with consent"
 
@@ -173,3 +174,29 @@ def test_demographics_are_normalised_to_the_vocabulary(tmp_path, key, raw, expec
     column = "gender" if key == "gender" else "age_group"
     c = _rows(result)["2026-11-02/c.mov"]
     assert (c[column], c[f"{column}_source"]) == (expected, "annotated")
+
+
+def test_subject_ids_give_footage_subject_disjoint_folds(tmp_path):
+    """A sidecar's subject (any of its names) is who is in the clip; the folds never split one subject."""
+    from emopipe import splits
+
+    for i in range(6):
+        clip_media(tmp_path / "day" / f"s{i}.mp4", seed=600 + i)
+        key = ("subject_id", "speaker", "participant_id")[i % 3]
+        (tmp_path / "day" / f"s{i}.json").write_text(json.dumps({key: f"p{i % 3}", "emotions": "happy"}))
+    clip_media(tmp_path / "day" / "bad.mp4", seed=700)
+    (tmp_path / "day" / "bad.json").write_text(json.dumps({"subject_id": "<b>x</b>", "emotions": "sad"}))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    rows = _rows(result)
+    assert {rows[f"day/s{i}.mp4"]["subject_id"] for i in range(6)} == {"footage:p0", "footage:p1", "footage:p2"}
+    assert rows["day/bad.mp4"]["subject_id"] is None
+    assert schemas.as_dict(rows["day/bad.mp4"]["native_fields"])["subject_id"] == "<b>x</b>"
+    [problem] = result.quarantine.to_pylist()
+    assert problem["reason"] == "invalid_annotation" and "bad.mp4" in problem["detail"]
+    table = splits.build(result.clips, subject_folds=3, seed=0).to_pylist()
+    subject = {r["clip_id"]: r["subject_id"] for r in result.clips.to_pylist()}
+    assert {r["protocol"] for r in table} == {"subject_kfold"}
+    for fold in (1, 2, 3):
+        sides = {(subject[r["clip_id"]], r["split"]) for r in table if r["fold"] == fold}
+        assert not {s for s, side in sides if side == "train"} & {s for s, side in sides if side == "test"}
+    assert rows["day/bad.mp4"]["clip_id"] not in {r["clip_id"] for r in table}

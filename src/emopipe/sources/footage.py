@@ -8,6 +8,8 @@
 - Annotations (LAION Open Empathic style), either a sidecar `<clip stem>.json` beside the clip, or one
   `annotations.csv` / `annotations.parquet` per folder with a `path` (or `file`) column relative to that folder.
   Fields: transcription, language, age (or age_group / age_bin), gender, accent, arousal (0..10), valence,
+  subject_id (or subject / speaker_id / speaker / participant_id / person_id: who is in the clip, for the
+  subject-disjoint folds; without it a footage clip has no fold),
   emotions (a list, or a string split on , ; |), audio_quality. Emotions map through the taxonomy's synonyms:
   one known emotion is the label, several are `compound_labels`; anything else is kept in `native_fields`.
   Gender, age group and accent must be in the vocabularies of schemas/demographics.yaml; a value outside them
@@ -52,7 +54,13 @@ CORPUS = "footage"
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
 TABLES = ("annotations.csv", "annotations.parquet")
 AGE_KEYS = ("age_group", "age_bin", "age")
-KNOWN = {"transcription", "language", "gender", "accent", "arousal", "valence", "emotions", "emotion", *AGE_KEYS}
+# Who is in the clip, for subject-disjoint folds (splits.subject_kfold): the first of these keys that is set.
+SUBJECT_KEYS = ("subject_id", "subject", "speaker_id", "speaker", "participant_id", "person_id")
+_SUBJECT = re.compile(r"^[\w.@+-]{1,64}$")
+KNOWN = {
+    "transcription", "language", "gender", "accent", "arousal", "valence", "emotions", "emotion", *AGE_KEYS,
+    *SUBJECT_KEYS,
+}  # fmt: skip
 PATH_KEYS = ("path", "file")
 
 
@@ -272,6 +280,21 @@ def annotation_columns(ann: dict[str, Any], where: str) -> tuple[dict[str, Any],
             extra[key] = _verbatim(ann[key])
         if value is not None:
             cols[column], cols[f"{column}_source"] = value, "annotated"
+    subjects = [k for k in SUBJECT_KEYS if ann.get(k) not in (None, "")]
+    if subjects:
+        key = subjects[0]
+        value = ann[key]
+        text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else None
+        if text is not None and _SUBJECT.match(text):
+            cols["subject_id"] = f"{CORPUS}:{text}"
+        else:
+            problems.append(InvalidInput(
+                "invalid_annotation",
+                f"{where}: {key}={printable(repr(value), 80)} is not a subject id (1-64 letters, digits, . _ @ + -)",
+            ))  # fmt: skip
+        extra.update({k: _verbatim(ann[k]) for k in subjects[1:] if k != key})
+        if "subject_id" not in cols:
+            extra[key] = _verbatim(value)
     for key in ("language", "transcription"):
         if ann.get(key) not in (None, ""):
             try:
