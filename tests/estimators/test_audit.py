@@ -58,7 +58,7 @@ def test_an_estimator_wrong_for_one_group_is_flagged_and_its_estimates_stay_out(
     assert "error rate 0.50 > 0.15 for true female" in female["note"]
     assert (male["error_rate"], male["passed"]) == (0.0, True)
     assert overall["accuracy"] == 0.75 and overall["passed"] is False and overall["truth_sources"] == "derived"
-    assert dict(female["confusions"]) == {"female": 10, "male": 10}
+    assert schemas.as_dict(female["confusions"]) == {"female": 10, "male": 10}
     assert not any(table["trusted"].to_pylist())
     assert overall["verdict"].startswith("kept out of the bias tables") and "true female" in overall["verdict"]
 
@@ -98,7 +98,7 @@ def test_a_trusted_estimator_fills_only_the_values_a_corpus_left_unknown():
     coverage = {r["corpus"]: r for r in audit.attribute_coverage(clips, estimates, table).to_pylist()}
     dfew = coverage["dfew"]
     assert (dfew["n_estimated"], dfew["n_low_confidence"], dfew["n_unknown"]) == (8, 2, 2)
-    assert dfew["share_unknown"] == pytest.approx(0.2) and dict(dfew["estimated_groups"]) == {"male": 8}
+    assert dfew["share_unknown"] == pytest.approx(0.2) and schemas.as_dict(dfew["estimated_groups"]) == {"male": 8}
     assert coverage["mafw"]["n_given"] == 4 and coverage["mafw"]["given_sources"] == "estimated"
 
     facts = audit.rai_facts(table, audit.attribute_coverage(clips, estimates, table))
@@ -145,7 +145,7 @@ def test_errors_that_depend_on_the_emotion_shown_keep_an_estimator_out():
     # within the limits overall and for each true group ...
     assert overall["accuracy"] == 0.9 and _row(table, group="female")["error_rate"] == pytest.approx(0.1)
     assert (overall["max_label_error_label"], overall["max_label_error"]) == ("anger", 1.0)
-    assert dict(overall["error_by_label"]) == {"neutral": 0.0, "anger": 1.0}
+    assert schemas.as_dict(overall["error_by_label"]) == {"neutral": 0.0, "anger": 1.0}
     assert not overall["trusted"] and "on clips labelled anger" in overall["verdict"]  # ... but not for anger
 
 

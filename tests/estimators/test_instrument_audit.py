@@ -9,6 +9,7 @@ models call a face female above a brightness threshold: `face-good` puts it belo
 import pyarrow.parquet as pq
 import pytest
 
+from emopipe import schemas
 from emopipe.config import SourceConfig, load_params
 from emopipe.dataset import Dataset
 from emopipe.estimators import audit
@@ -109,7 +110,7 @@ def test_only_the_estimator_that_passes_its_instrument_audit_reaches_the_bias_ta
     assert {v for k, v in gender.items() if k.startswith("ravdess:")} <= {("male", "derived"), ("female", "derived")}
     coverage = {r["corpus"]: r for r in pq.read_table(reports / "attribute_coverage.parquet").to_pylist()}
     assert coverage["footage"]["n_estimated"] == 5 and coverage["footage"]["n_given"] == 2
-    assert dict(coverage["footage"]["estimated_groups"]) == {"female": 2, "male": 3}
+    assert schemas.as_dict(coverage["footage"]["estimated_groups"]) == {"female": 2, "male": 3}
     assert [e.split("@")[0] for e in coverage["footage"]["estimators_kept_out"]] == ["face-bad", "voice"]
     dependence = {(r["corpus"], r["attribute"]): r for r in pq.read_table(reports / "label_dependence.parquet")
                   .to_pylist()}  # fmt: skip

@@ -4,6 +4,7 @@ nothing and costs nothing."""
 
 import pytest
 
+from emopipe import schemas
 from emopipe.config import ParamsError, SourceConfig, load_params
 from emopipe.dataset import Dataset
 from emopipe.estimators.stage import estimator_version
@@ -53,7 +54,7 @@ def test_tiny_face_and_voice_estimators_run_through_ray_actors(extracted, tmp_pa
             assert face_row["abstain_reason"] == "no_face" and face_row["value"] is None  # footage: block patterns
         else:
             assert face_row["value"] in {"female", "male"} and 0.5 <= face_row["confidence"] <= 1
-            assert face_row["n_inputs"] == 4 and set(dict(face_row["probabilities"])) == {"male", "female"}
+            assert face_row["n_inputs"] == 4 and set(schemas.as_dict(face_row["probabilities"])) == {"male", "female"}
         if clip["clip_id"] in broken:
             assert voice_row["abstain_reason"] == "no_audio"
         else:
