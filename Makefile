@@ -22,7 +22,7 @@ export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(C
 export AIRFLOW__LOGGING__NAMESPACE_LEVELS ?= airflow.providers.openlineage=WARNING
 export OPENLINEAGE_CLIENT_LOGGING ?= WARNING
 
-.PHONY: install browser run test test-fast bench lint lock clean
+.PHONY: install browser run test test-slow test-all bench lint lock clean
 
 install: $(VENV)/.installed
 
@@ -55,14 +55,17 @@ browser:
 	      { apt-get update -q >> $(VENV)/browser.log 2>&1 && apt-get install -y -q chromium >> $(VENV)/browser.log 2>&1; } || \
 	      echo "chromium could not be installed; the browser test will be skipped"; }; } || true
 
-# The default suite first (stops here on a failure), then the slow one: a real two-node Ray cluster, Airflow's
-# scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch. `make test-fast` skips the latter.
+# `make test`: the default suite (everything but `slow` and `gpu`). `make test-slow`: the slow suite (a real two-node
+# Ray cluster, Airflow's scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch, a published
+# estimate re-audited by tag); `make test-all`: both, the default one first.
+PYTEST := $(BIN)/python -m pytest --durations=25
 test: install browser
-	$(BIN)/python -m pytest -m "not slow and not gpu" --timeout=900
-	$(BIN)/python -m pytest -m "slow and not gpu" --timeout=1200
+	$(PYTEST) -m "not slow and not gpu" --timeout=900
 
-test-fast: install browser
-	$(BIN)/python -m pytest -m "not slow and not gpu" --timeout=900
+test-slow: install browser
+	$(PYTEST) -m "slow and not gpu" --timeout=1200
+
+test-all: test test-slow
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

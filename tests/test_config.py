@@ -71,7 +71,7 @@ def problems_of(monkeypatch, tmp_path, text: str) -> list[str]:
         ("extract_features: {jpeg_quality: 101}", "extract_features.jpeg_quality: must be <= 100, got 101"),
         (
             "extract_features: {face_detector: dlib}",
-            "extract_features.face_detector: must be one of 'mtcnn' or 'haar'",
+            "extract_features.face_detector: must be one of 'mtcnn', 'mtcnn_full' or 'haar'",
         ),
         ("extract_features: {bacth_size: 4}", "extract_features.bacth_size: unknown key; did you mean 'batch_size'?"),
         ("ingest: {demo: {actors: 30}}", "ingest.demo.actors: must be <= 24, got 30"),
