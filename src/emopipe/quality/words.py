@@ -527,9 +527,14 @@ def _between(record: ExpectationRecord) -> str:
     if len(rows) == 1 and _n(record) == 1:
         row = rows[0]
         return f"{_subject(record.table, row)}: the {noun} is {number(row.get(column), kind)}; {_must(record)}"
-    return f"{_of(record, record.element_count)} {_verb(record, 'has', 'have')} a {noun} {_breach(record)}: " + (
+    return f"{_of(record, record.element_count)} {_verb(record, 'has', 'have')} {_a(noun)} {_breach(record)}: " + (
         _named(record, column, kind)
     )
+
+
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article ("an agreement", "a share")."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _breach(record: ExpectationRecord) -> str:
@@ -620,7 +625,7 @@ def _regex(record: ExpectationRecord) -> str:
         if (record.table, column) == ("clips", "sha256")
         else (f"that does not match {record.kwargs.get('regex')}")
     )
-    return f"{_of(record, record.element_count)} {has} a {column} {what}: " + _named(record, column, "value")
+    return f"{_of(record, record.element_count)} {has} {_a(column)} {what}: " + _named(record, column, "value")
 
 
 def _table_level(record: ExpectationRecord) -> str:
