@@ -113,7 +113,8 @@ def copy_floor(ds: Any, dest: pathlib.Path) -> tuple[float, int, int]:
 
 
 def measure(ds: Any, tmp: pathlib.Path, name: str, repeats: int) -> dict[str, Any]:
-    from emopipe import exports, splits
+    from emopipe import splits
+    from emopipe.exports import api as exports
 
     for r in ds.clips.to_pylist():  # page cache: every variant reads warm files
         (ds.corpora[r["corpus"]] / r["media_path"]).read_bytes()

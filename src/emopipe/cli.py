@@ -164,7 +164,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from emopipe import exports, forget, versioning
+    from emopipe import forget, versioning
+    from emopipe.exports import api as exports
 
     params = _params(args)
     ds, version = exports.open_version(params, args.tag, pathlib.Path(args.checkout) if args.checkout else None)

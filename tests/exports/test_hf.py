@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from emopipe import exports, schemas, splits
+from emopipe import schemas, splits
+from emopipe.exports import api as exports
 
 
 def _sizes(ds, protocol: str, fold: int) -> dict[str, int]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from emopipe import exports, splits
+from emopipe import splits
 from emopipe.config import SourceConfig
+from emopipe.exports import api as exports
 from emopipe.pipelines import ingest
 from tests.corpora import make_dfew, make_mafw
 

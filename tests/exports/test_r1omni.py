@@ -10,8 +10,9 @@ import re
 
 import pyarrow as pa
 
-from emopipe import exports, splits
+from emopipe import splits
 from emopipe.dataset import DatasetWriter
+from emopipe.exports import api as exports
 from emopipe.exports.r1omni import WORDS, vocabulary
 
 

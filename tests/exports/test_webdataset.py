@@ -9,7 +9,8 @@ import wave
 
 import numpy as np
 
-from emopipe import exports, splits
+from emopipe import splits
+from emopipe.exports import api as exports
 
 
 def _stream(urls: list[str], workers: int) -> list[dict]:

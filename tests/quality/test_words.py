@@ -10,7 +10,7 @@ import pytest
 from emopipe import schemas
 from emopipe.config import ValidateConfig
 from emopipe.quality import suites, words
-from emopipe.quality.page import ExpectationRecord
+from emopipe.quality.record import ExpectationRecord
 
 GX_SYNTAX = re.compile(r"expect_[a-z_]+|\w+=\S|\{'|\[\{|_to_be_")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from emopipe.exports import media
+from emopipe.exports.media import read_verified
 from emopipe.exports.plan import SPLIT_NAMES, Item, Plan
 from emopipe.exports.staging import Staging
 
@@ -44,7 +44,7 @@ class Writer:
         """The clip's media file's bytes when they have the version's sha256, else None (and a reported problem)."""
         if item.media_problem or item.clip.media_form == "frames":
             return None
-        data, problem = media.read_verified(item.clip, self.roots[item.clip.corpus])
+        data, problem = read_verified(item.clip, self.roots[item.clip.corpus])
         if problem:
             self.problem(item, problem)
         return data

@@ -19,24 +19,19 @@ import yaml
 from emopipe import schemas
 from emopipe import splits as protocols
 from emopipe.dataset import Dataset
-from emopipe.exports import facts
+from emopipe.exports.facts import (
+    ENCODINGS,
+    INTENDED_USES,
+    MAINTENANCE,
+    PERSONAL,
+    PROHIBITED_USES,
+    SOCIAL_IMPACT,
+    corpus_fact,
+    hf_license,
+)
 
 TEMPLATES = pathlib.Path(__file__).resolve().parents[1] / "templates"
 CARD = "README.md"
-LICENSES = (  # a licence text -> the Hugging Face licence id (https://huggingface.co/docs/hub/repositories-licenses)
-    (r"CC[ -]BY[ -]NC[ -]SA[ -]4\.0", "cc-by-nc-sa-4.0"),
-    (r"CC[ -]BY[ -]NC[ -]4\.0", "cc-by-nc-4.0"),
-    (r"CC[ -]BY[ -]SA[ -]4\.0", "cc-by-sa-4.0"),
-    (r"CC[ -]BY[ -]4\.0", "cc-by-4.0"),
-    (r"CC0", "cc0-1.0"),
-)
-LICENSE_URLS = {
-    "cc-by-nc-sa-4.0": "https://creativecommons.org/licenses/by-nc-sa/4.0/",
-    "cc-by-nc-4.0": "https://creativecommons.org/licenses/by-nc/4.0/",
-    "cc-by-sa-4.0": "https://creativecommons.org/licenses/by-sa/4.0/",
-    "cc-by-4.0": "https://creativecommons.org/licenses/by/4.0/",
-    "cc0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
-}
 # Tables a trainer loads, as card configs, in this order (the first is the default config).
 CONFIGS = (
     ("clips", "one row per clip: media path, human labels, demographics, probe"),
@@ -88,21 +83,6 @@ def render(name: str, context: dict[str, Any]) -> str:
     return _environment().get_template(name).render(**context)
 
 
-def hf_license(texts: list[str]) -> dict[str, Any]:
-    """The card's licence keys: one Hugging Face id when every corpus has the same known licence, else `other`."""
-    ids = set()
-    for text in texts:
-        found = next((hf for pattern, hf in LICENSES if re.search(pattern, text, re.IGNORECASE)), None)
-        ids.add(found)
-    if len(ids) == 1 and None not in ids:
-        return {"license": ids.pop()}
-    return {
-        "license": "other",
-        "license_name": "per-corpus",
-        "license_details": "; ".join(sorted(set(texts))),
-    }
-
-
 def size_category(n: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if n < limit:
@@ -136,10 +116,10 @@ def header(ds: Dataset, record: dict[str, Any], base: str) -> dict[str, Any]:
     synthetic = ds.synthetic
     fused = ds.fused_labels
     sources = Counter(fused["train_label_source"].to_pylist()) if fused is not None else Counter()
-    creators = {facts.corpus_fact(c, "annotations_creators", synthetic) for c in corpora}
+    creators = {corpus_fact(c, "annotations_creators", synthetic) for c in corpora}
     if sources.get("model"):
         creators.add("machine-generated")
-    languages = sorted({lang for c in corpora for lang in facts.corpus_fact(c, "language", synthetic)})
+    languages = sorted({lang for c in corpora for lang in corpus_fact(c, "language", synthetic)})
     tasks = ["video-classification"] + (["audio-classification"] if any(clips["has_audio"].to_pylist()) else [])
     tags = ["emotion-recognition", "affective-computing", "facial-expression-recognition", "emopipe"]
     if synthetic:
@@ -168,7 +148,7 @@ def header(ds: Dataset, record: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 def _names(corpora: list[str], synthetic: dict[str, str]) -> list[str]:
-    return [facts.corpus_fact(c, "name", synthetic) for c in corpora]
+    return [corpus_fact(c, "name", synthetic) for c in corpora]
 
 
 def context(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> dict[str, Any]:
@@ -223,7 +203,7 @@ def context(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> dict[
         "corpora": [
             {
                 "corpus": c,
-                "name": facts.corpus_fact(c, "name", synthetic),
+                "name": corpus_fact(c, "name", synthetic),
                 "clips": n_clips[c],
                 "human": human.get(c, 0),
                 "license": ", ".join(
@@ -235,9 +215,9 @@ def context(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> dict[
                         }
                     )
                 ),  # fmt: skip
-                "collection": facts.corpus_fact(c, "collection", synthetic),
-                "annotation": facts.corpus_fact(c, "annotation", synthetic),
-                "citation": facts.corpus_fact(c, "citation", synthetic),
+                "collection": corpus_fact(c, "collection", synthetic),
+                "annotation": corpus_fact(c, "annotation", synthetic),
+                "citation": corpus_fact(c, "citation", synthetic),
             }
             for c in corpora
         ],
@@ -259,16 +239,16 @@ def context(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> dict[
         "splits": split_rows,
         "protocol_docs": protocols.PROTOCOLS,
         "example": example,
-        "encodings": facts.ENCODINGS,
+        "encodings": ENCODINGS,
         "gate_warnings": gate.get("warnings") or [],
         "leaks": leaks,
         "reports": reports,
         "forgotten": record.get("forgotten_subjects", 0),
-        "intended": facts.INTENDED_USES,
-        "prohibited": facts.PROHIBITED_USES,
-        "social": facts.SOCIAL_IMPACT,
-        "personal": facts.PERSONAL,
-        "maintenance": facts.MAINTENANCE,
+        "intended": INTENDED_USES,
+        "prohibited": PROHIBITED_USES,
+        "social": SOCIAL_IMPACT,
+        "personal": PERSONAL,
+        "maintenance": MAINTENANCE,
     }
 
 
@@ -300,14 +280,15 @@ def dataset_card(ds: Dataset, record: dict[str, Any], base: str = "dataset") -> 
 def write(repo: pathlib.Path, ds: Dataset, record: dict[str, Any]) -> list[pathlib.Path]:
     """Write README.md (the card) and croissant.json into the data repository's root; return their paths."""
     from emopipe import io
-    from emopipe.exports import croissant
+    from emopipe.exports.croissant import FILE as CROISSANT_FILE
+    from emopipe.exports.croissant import build as build_croissant
 
     repo = pathlib.Path(repo)
     card = repo / CARD
     tmp = repo / f".{CARD}.tmp"
     tmp.write_text(dataset_card(ds, record), encoding="utf-8")
     tmp.replace(card)
-    meta = io.write_json(repo / croissant.FILE, croissant.build(ds, record, base="dataset", root=repo))
+    meta = io.write_json(repo / CROISSANT_FILE, build_croissant(ds, record, base="dataset", root=repo))
     return [card, meta]
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from emopipe import schemas
 from emopipe.dataset import Dataset, schema_of
-from emopipe.exports import facts
+from emopipe.exports.facts import INTENDED_USES, MAINTENANCE, PERSONAL, PROHIBITED_USES, SOCIAL_IMPACT, corpus_fact
 
 FILE = "croissant.json"
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
@@ -218,7 +218,7 @@ def rai(ds: Dataset, record: dict[str, Any]) -> dict[str, Any]:
     corpora = sorted(set(clips["corpus"].to_pylist()))
 
     def per_corpus(key: str) -> list[str]:
-        return [f"{facts.corpus_fact(c, 'name', synthetic)}: {facts.corpus_fact(c, key, synthetic)}" for c in corpora]
+        return [f"{corpus_fact(c, 'name', synthetic)}: {corpus_fact(c, key, synthetic)}" for c in corpora]
 
     fused = ds.fused_labels
     sources = Counter(fused["train_label_source"].to_pylist()) if fused is not None else Counter()
@@ -255,9 +255,9 @@ def rai(ds: Dataset, record: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "rai:dataCollection": " ".join(per_corpus("collection")),
-        "rai:dataCollectionType": sorted({facts.corpus_fact(c, "collection_type", synthetic) for c in corpora}),
+        "rai:dataCollectionType": sorted({corpus_fact(c, "collection_type", synthetic) for c in corpora}),
         "rai:dataCollectionRawData": "The corpora as they ship: "
-        + "; ".join(f"{c} ({facts.corpus_fact(c, 'citation', synthetic)})" for c in corpora),
+        + "; ".join(f"{c} ({corpus_fact(c, 'citation', synthetic)})" for c in corpora),
         "rai:dataPreprocessingProtocol": preprocessing,
         "rai:dataManipulationProtocol": "Clips of subjects on the forget register are removed before anything "
         f"reads them ({record.get('forgotten_subjects', 0)} subjects registered); unreadable or contradictory "
@@ -276,10 +276,10 @@ def rai(ds: Dataset, record: dict[str, Any]) -> dict[str, Any]:
         "rai:machineAnnotationTools": tools or ["none"],
         "rai:dataBiases": biases,
         "rai:dataLimitations": limitations,
-        "rai:dataUseCases": facts.INTENDED_USES + [f"Not for: {u}" for u in facts.PROHIBITED_USES],
-        "rai:dataSocialImpact": facts.SOCIAL_IMPACT,
-        "rai:personalSensitiveInformation": facts.PERSONAL,
-        "rai:dataReleaseMaintenancePlan": facts.MAINTENANCE,
+        "rai:dataUseCases": INTENDED_USES + [f"Not for: {u}" for u in PROHIBITED_USES],
+        "rai:dataSocialImpact": SOCIAL_IMPACT,
+        "rai:personalSensitiveInformation": PERSONAL,
+        "rai:dataReleaseMaintenancePlan": MAINTENANCE,
     }
 
 
@@ -309,7 +309,7 @@ def build(ds: Dataset, record: dict[str, Any], *, base: str = "dataset", root: p
         base: the dataset folder relative to where croissant.json is written.
         root: where croissant.json is written (its URL).
     """
-    from emopipe.exports.card import LICENSE_URLS, hf_license
+    from emopipe.exports.facts import LICENSE_URLS, hf_license
 
     clips = ds.clips
     synthetic = ds.synthetic
@@ -317,7 +317,7 @@ def build(ds: Dataset, record: dict[str, Any], *, base: str = "dataset", root: p
     texts = sorted(set(clips["license"].to_pylist()))
     licence = hf_license(texts)
     files, ids = distribution(ds, base)
-    names = ", ".join(facts.corpus_fact(c, "name", synthetic) for c in corpora)
+    names = ", ".join(corpus_fact(c, "name", synthetic) for c in corpora)
     description = (
         f"emopipe dataset version {record['version']}: {clips.num_rows} clips of {names}, with canonical emotion "
         "labels (the label to train on: fused_labels.train_label), splits per corpus protocol, sampled frames, "
@@ -335,7 +335,7 @@ def build(ds: Dataset, record: dict[str, Any], *, base: str = "dataset", root: p
         "datePublished": str(record.get("published_at", ""))[:10] or None,
         "license": [LICENSE_URLS[licence["license"]]] if licence["license"] in LICENSE_URLS else texts,
         "url": (pathlib.Path(root).resolve().as_uri() if root else "https://github.com/emopipe"),
-        "citeAs": " ".join(facts.corpus_fact(c, "citation", synthetic) for c in corpora),
+        "citeAs": " ".join(corpus_fact(c, "citation", synthetic) for c in corpora),
         "creator": {"@type": "sc:Organization", "name": "emopipe"},
         "keywords": ["emotion recognition", "affective computing", "facial expression", "speech emotion"],
         "isLiveDataset": False,

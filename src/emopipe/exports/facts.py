@@ -7,6 +7,7 @@ it imitates.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CORPORA: dict[str, dict[str, Any]] = {
@@ -129,3 +130,34 @@ def corpus_fact(corpus: str, key: str, synthetic: dict[str, str]) -> Any:
             "name": f"{CORPORA.get(corpus, {}).get('name', corpus)} layout (synthetic)",
         }[key]
     return CORPORA.get(corpus, CORPORA["footage"])[key]
+
+
+LICENSES = (  # a licence text -> the Hugging Face licence id (https://huggingface.co/docs/hub/repositories-licenses)
+    (r"CC[ -]BY[ -]NC[ -]SA[ -]4\.0", "cc-by-nc-sa-4.0"),
+    (r"CC[ -]BY[ -]NC[ -]4\.0", "cc-by-nc-4.0"),
+    (r"CC[ -]BY[ -]SA[ -]4\.0", "cc-by-sa-4.0"),
+    (r"CC[ -]BY[ -]4\.0", "cc-by-4.0"),
+    (r"CC0", "cc0-1.0"),
+)
+LICENSE_URLS = {
+    "cc-by-nc-sa-4.0": "https://creativecommons.org/licenses/by-nc-sa/4.0/",
+    "cc-by-nc-4.0": "https://creativecommons.org/licenses/by-nc/4.0/",
+    "cc-by-sa-4.0": "https://creativecommons.org/licenses/by-sa/4.0/",
+    "cc-by-4.0": "https://creativecommons.org/licenses/by/4.0/",
+    "cc0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
+}
+
+
+def hf_license(texts: list[str]) -> dict[str, Any]:
+    """The card's licence keys: one Hugging Face id when every corpus has the same known licence, else `other`."""
+    ids = set()
+    for text in texts:
+        found = next((hf for pattern, hf in LICENSES if re.search(pattern, text, re.IGNORECASE)), None)
+        ids.add(found)
+    if len(ids) == 1 and None not in ids:
+        return {"license": ids.pop()}
+    return {
+        "license": "other",
+        "license_name": "per-corpus",
+        "license_details": "; ".join(sorted(set(texts))),
+    }

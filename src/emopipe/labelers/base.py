@@ -46,6 +46,13 @@ class LabelerError(ValueError):
     """A configured labeler cannot run (missing or unsupported checkpoint, missing extra): one line, exit 2."""
 
 
+def decode_jpegs(values: list[bytes | None] | None) -> list[np.ndarray]:
+    """A features row's JPEG list (frames or face crops) as RGB arrays, skipping the frames without one."""
+    from emopipe.stages.extract import decode_jpeg
+
+    return [decode_jpeg(v) for v in values or [] if v is not None]
+
+
 @dataclass
 class LabelResult:
     """One clip's label from one labeler (the `labels` columns a labeler fills)."""
@@ -110,6 +117,17 @@ class Labeler(abc.ABC):
 
     version: str = "0"
 
+    @classmethod
+    def check(cls, spec: LabelerSpec) -> None:
+        """Raise LabelerError if `spec` cannot be loaded (cheap: no model is loaded). Default: the folder exists."""
+        if spec.path is not None and not pathlib.Path(spec.path).is_dir():
+            raise LabelerError(f"label_clips.labelers[{spec.name}]: model folder {spec.path} does not exist")
+
+    @classmethod
+    def spec_version(cls, spec: LabelerSpec) -> str | None:
+        """The version computed from the spec alone, or None: then it is the model folder's hash."""
+        return None
+
     def __init__(self, spec: LabelerSpec, device: str = "cpu") -> None:
         self.spec, self.device = spec, device
         self.taxonomy = schemas.taxonomy()
@@ -156,24 +174,15 @@ def make_labeler(spec: LabelerSpec, device: str = "cpu") -> Labeler:
 def check(spec: LabelerSpec) -> None:
     """Raise LabelerError, naming the labeler, its folder and what is wrong, if `spec` cannot be loaded.
 
-    Cheap (file names and small JSON files): call it before any actor starts. Kinds without their own check only
-    need an existing model folder.
+    Cheap (file names and small JSON files): call it before any actor starts. Each kind checks itself
+    (`Labeler.check`); kinds without their own check only need an existing model folder.
     """
-    if spec.kind == "video_llm":
-        from emopipe.labelers import video_llm
-
-        video_llm.check(spec)
-    elif spec.path is not None and not pathlib.Path(spec.path).is_dir():
-        raise LabelerError(f"label_clips.labelers[{spec.name}]: model folder {spec.path} does not exist")
+    _kind_class(spec).check(spec)
 
 
 def spec_version(spec: LabelerSpec) -> str | None:
     """The version a kind computes from its spec alone (no model loaded), or None where it is the folder's hash."""
-    if spec.kind == "video_llm":
-        from emopipe.labelers import video_llm
-
-        return video_llm.version_of(spec)
-    return None
+    return _kind_class(spec).spec_version(spec)
 
 
 class LabelWorker:

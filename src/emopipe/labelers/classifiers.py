@@ -14,17 +14,11 @@ from typing import Any
 import numpy as np
 
 from emopipe.config import LabelerSpec
-from emopipe.labelers.base import Labeler, LabelResult, folder_version
+from emopipe.labelers.base import Labeler, LabelResult, decode_jpegs, folder_version
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def _jpegs(values: list[bytes | None] | None) -> list[np.ndarray]:
-    from emopipe.stages.extract import decode_jpeg
-
-    return [decode_jpeg(v) for v in values or [] if v is not None]
 
 
 class FERLabeler(Labeler):
@@ -47,7 +41,7 @@ class FERLabeler(Labeler):
         self.version = f"mini-xception-fer2013.{checksum}"
 
     def label_batch(self, rows: list[dict[str, Any]]) -> list[LabelResult]:
-        crops = [_jpegs(r.get("face_crops_jpeg")) for r in rows]
+        crops = [decode_jpegs(r.get("face_crops_jpeg")) for r in rows]
         flat = [c for clip in crops for c in clip]
         probs = self._fer.predict(self.model, np.stack(flat)) if flat else np.zeros((0, len(self.classes)))
         out, start = [], 0
@@ -108,7 +102,7 @@ class HFVideoLabeler(Labeler):
     def label_batch(self, rows: list[dict[str, Any]]) -> list[LabelResult]:
         import torch
 
-        clips = [_jpegs(r.get("frames_jpeg")) for r in rows]
+        clips = [decode_jpegs(r.get("frames_jpeg")) for r in rows]
         ready = [i for i, c in enumerate(clips) if c]
         out = [LabelResult(abstain_reason="no_frames", n_inputs=0) for _ in rows]
         if not ready:

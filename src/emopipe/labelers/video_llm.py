@@ -29,6 +29,7 @@ import copy
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import math
@@ -268,11 +269,15 @@ def check(spec: LabelerSpec) -> None:
         if missing:
             raise LabelerError(f"checkpoint {folder}: missing {'; '.join(missing)}")
         if spec.engine == "vllm":
-            from emopipe.labelers import vllm_engine
-
-            vllm_engine.require_vllm()
+            require_vllm()
     except LabelerError as err:
         raise LabelerError(f"{where}: {err}") from None
+
+
+def require_vllm() -> None:
+    """LabelerError unless vLLM and Ray Data LLM can be imported here."""
+    if importlib.util.find_spec("vllm") is None:
+        raise LabelerError("engine vllm needs vLLM, which is not installed: pip install 'emopipe[llm]' on GPU nodes")
 
 
 def version_of(spec: LabelerSpec) -> str:
@@ -639,10 +644,10 @@ def to_clip(row: dict[str, Any], audio: bool) -> Clip | None:
         row: features columns `frames_jpeg`, `frame_times_s`, `audio_pcm16` (any may be null).
         audio: the model is given audio.
     """
-    from emopipe.labelers.classifiers import _jpegs
+    from emopipe.labelers.base import decode_jpegs
     from emopipe.stages.audio import from_pcm16
 
-    frames = _jpegs(as_list(row.get("frames_jpeg")))
+    frames = decode_jpegs(as_list(row.get("frames_jpeg")))
     pcm = row.get("audio_pcm16") if audio else None
     track = from_pcm16(bytes(pcm)) if pcm is not None and len(pcm) else None
     if not frames and track is None:
@@ -694,6 +699,14 @@ class VideoLLMLabeler(Labeler):
         self.backend: VideoLLMBackend = cls(spec.path, device, spec.dtype)
         self.prompt = spec.prompt or R1_OMNI_PROMPT
         self.version = version_of(spec)
+
+    @classmethod
+    def check(cls, spec: LabelerSpec) -> None:
+        check(spec)
+
+    @classmethod
+    def spec_version(cls, spec: LabelerSpec) -> str | None:
+        return version_of(spec)
 
     def label_batch(self, rows: list[dict[str, Any]]) -> list[LabelResult]:
         audio = self.spec.use_audio and bool(self.backend.takes_audio)

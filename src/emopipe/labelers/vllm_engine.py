@@ -15,24 +15,17 @@ here: the machines that built it have no GPU and cannot install vLLM.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 from typing import Any
 
 from emopipe.config import LabelerSpec
-from emopipe.labelers.base import LabelerError, LabelResult
+from emopipe.labelers.base import LabelResult
 from emopipe.labelers.llm_output import R1_OMNI_PROMPT
 
 # vLLM's own defaults for what this labeler sends: one video and one audio item per request, reproducible runs.
 ENGINE_DEFAULTS: dict[str, Any] = {"limit_mm_per_prompt": {"video": 1, "audio": 1}, "seed": 0}
 LABEL_COLUMNS = ("clip_id", "corpus", "sha256")
-
-
-def require_vllm() -> None:
-    """LabelerError unless vLLM and Ray Data LLM can be imported here."""
-    if importlib.util.find_spec("vllm") is None:
-        raise LabelerError("engine vllm needs vLLM, which is not installed: pip install 'emopipe[llm]' on GPU nodes")
 
 
 def prompts(spec: LabelerSpec) -> dict[str, str]:
@@ -189,7 +182,7 @@ def label_dataset(rows: Any, spec: LabelerSpec, num_workers: int = 1) -> Any:
     from emopipe import schemas
     from emopipe.labelers import video_llm
 
-    require_vllm()
+    video_llm.require_vllm()
     takes_audio = video_llm.family_of(spec.path).audio
     labeler = f"{spec.name}@{video_llm.version_of(spec)}"
     rendered, eos = prompts(spec), eos_ids(spec.path)

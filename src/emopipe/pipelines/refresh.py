@@ -311,7 +311,8 @@ def export(
     """Export the version the run published (or found unchanged) in each of `formats` (default: params.yaml
     `export.formats`) into `<export.out_dir or work_dir/exports>/<tag>/<format>`; an export already there is kept.
     Writes <run_dir>/export.json (format -> what was written) and returns its path."""
-    from emopipe import exports, forget, versioning
+    from emopipe import forget, versioning
+    from emopipe.exports import api as exports
 
     params = load(params_file, run_id)
     chosen = list(formats if formats is not None else params.export.formats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from emopipe.quality.page import ExpectationRecord
+from emopipe.quality.record import ExpectationRecord
 
 
 @dataclass

@@ -5,7 +5,7 @@ the suites in quality/ check); `limit(record)` says its threshold; `describe(rec
 sentence that names the corpus, class, groups and numbers, e.g. "the model disagrees with the human label on 168
 of 192 clips; it predicted happiness for all of them". The raw Great Expectations form stays in `record.raw`.
 
-Everything here is a pure function of an `ExpectationRecord` (emopipe.quality.page): no GX import.
+Everything here is a pure function of an `ExpectationRecord` (emopipe.quality.record): no GX import.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emopipe.quality.page import ExpectationRecord
+    from emopipe.quality.record import ExpectationRecord
 
 MAX_NAMED = 3  # rows named in one sentence; the validation page lists more
 
