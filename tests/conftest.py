@@ -94,8 +94,26 @@ def airflow_db() -> pathlib.Path:
     return pathlib.Path(os.environ["AIRFLOW_HOME"])
 
 
+def _stop_ray_heads(folder: pathlib.Path) -> None:
+    """Stop every run's local Ray head recorded under `folder`: outside a DAG run (whose report task stops it) a
+    head a pipeline started waits for its idle time, and a dozen idle Ray instances would slow every later test."""
+    from emopipe import raycluster
+
+    for state in folder.rglob(raycluster.HEAD_FILE):
+        raycluster.stop_head(state.parent)
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_head_left(tmp_path):
+    yield
+    _stop_ray_heads(tmp_path)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_STATE, ignore_errors=True)
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        _stop_ray_heads(factory.getbasetemp())
 
 
 def write_dataset(folder: pathlib.Path, clips, quarantine, corpora: dict):
