@@ -122,9 +122,12 @@ def emotion_dataset_refresh():
 
     @task
     def export(publish_json: str, params=None, run_id=None) -> str:
+        from emopipe import lineage
         from emopipe.pipelines import refresh
 
-        return refresh.export(params["params_file"], run_id, publish_json, params.get("export_formats"))
+        out = refresh.export(params["params_file"], run_id, publish_json, params.get("export_formats"))
+        lineage.exported(publish_json, out)
+        return out
 
     @task(trigger_rule="all_done", retries=0)
     def report(params=None, run_id=None) -> str:

@@ -249,6 +249,21 @@ def published(publish_json: str) -> None:
 
 
 @_best_effort
+def exported(publish_json: str, export_json: str) -> None:
+    """The export task read the version of publish.json and wrote one folder per format (export.json's `out`s)."""
+    from emopipe import io
+
+    rec = io.read_json(pathlib.Path(publish_json))
+    done = io.read_json(pathlib.Path(export_json)) or {}
+    if not done:
+        return
+    report(
+        inputs=release(rec["data_repo"], rec.get("remote"), rec["version"], rec.get("commit")),
+        outputs=paths(*(facts["out"] for facts in done.values())),
+    )
+
+
+@_best_effort
 def checked_out(tag: str, dataset_dir: str) -> None:
     """A checkout read a published version (the clone's origin at its HEAD) and wrote the clone's tables."""
     from emopipe import versioning

@@ -60,7 +60,10 @@ def _sha(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-REFRESH_TASKS = ("ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish", "report")
+REFRESH_TASKS = (
+    "ingest", "probe_clips", "extract_features", "label_clips", "estimate_attributes", "validate", "publish", "export",
+    "report",
+)  # fmt: skip
 
 
 def _refresh_lineage(params_file: pathlib.Path, report: dict) -> dict[str, list[dict]]:
@@ -82,7 +85,7 @@ def _check_refresh_lineage(done: dict[str, dict], report: dict, params, version:
     assert {d["namespace"] for d in datasets} == {"file"}
     assert ins["ingest"] == {str(pathlib.Path(root).resolve()) for root in report["corpora"].values()}
     assert {f"{run_dir}/ingest/clips", f"{run_dir}/ingest/quarantine"} <= outs["ingest"]
-    chain = ("ingest", "probe_clips", "extract_features", "label_clips", "validate", "publish")
+    chain = ("ingest", "probe_clips", "extract_features", "label_clips", "estimate_attributes", "validate", "publish")
     for before, after in zip(chain, chain[1:], strict=False):
         assert ins[after] == outs[before], (before, after)
     features = by_name(done["extract_features"]["outputs"])[f"{run_dir}/extract_features/features"]
