@@ -9,7 +9,7 @@ face) with a little grain; the sound is a tone with a harmonic.
 - 360p: 640x360 25 fps MPEG-4 Part 2 (1.5 Mbit/s) + MP3 in .avi, like DFEW's movie clips.
 
 Variants, each over the same clips:
-- stage: `extract_features.build()` (the Ray Data actor pool running `ClipExtractor`), every batch iterated,
+- stage: `ExtractStage` on `RayExecutor` (the Ray Data actor pool the pipeline uses), every batch iterated,
   with 1 and 2 actors. Each is timed on the 360p clips at two sizes so the fixed cost of starting the pool
   (actors import torch, load MTCNN and openSMILE) is separated from the marginal rate: 1 actor on `--small`
   and `--clips` clips, 2 actors on `--clips` and `--rss-clips` (with 2 actors, 16 vs 48 clips, i.e. 1 vs 3
@@ -461,15 +461,16 @@ class ActorRss(threading.Thread):
 
 
 def _stage(workers: int, batch_size: int, clips: Any, roots: dict[str, str]) -> dict[str, Any]:
-    """One extract_features run through `build()`: seconds, and each actor's peak RSS."""
+    """One extract_features run on the Ray executor's actor pool: seconds, and each actor's peak RSS."""
     from emopipe.config import ExtractConfig
-    from emopipe.pipelines.extract_features import build
+    from emopipe.executor import RayExecutor
+    from emopipe.stages.extract import ExtractStage
 
     cfg = ExtractConfig(num_workers=workers, batch_size=batch_size)
     n, errors, shares = 0, 0, []
     with ActorRss() as rss:
         t = time.perf_counter()
-        for batch in build(cfg, clips, roots).iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in RayExecutor(workers).map(ExtractStage(cfg, roots), clips):
             n += batch.num_rows
             errors += batch.num_rows - batch["error"].null_count
             shares += batch["face_share"].to_pylist()
