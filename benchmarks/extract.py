@@ -31,8 +31,8 @@ Floor, no-model and naive variants run in `multiprocessing` (spawn) pools of 1 a
 and one BLAS thread per process as in a Ray actor (OMP_NUM_THREADS=1), pool start-up and model loading excluded.
 
 Peak memory per actor is polled with psutil (every 0.25 s, this driver's processes whose command line names
-ClipExtractor) during the 2-actor runs, and compared between the 360p clips and those rows repeated to
-`--rss-clips`: RSS, and USS (private pages; RSS also counts the Ray object-store pages an actor wrote to).
+_StageWorker, the executor's actor) during the 2-actor runs, and compared between the 360p clips and those rows
+repeated to `--rss-clips`: RSS, and USS (private pages; RSS also counts the Ray object-store pages an actor wrote to).
 
 - face detector: the stage code with `face_detector: mtcnn_full` (the whole MTCNN cascade on every sampled frame)
   next to the default tracked `mtcnn`, in one process; and the stage code with 2 torch threads in one process
@@ -395,7 +395,7 @@ class ActorRss(threading.Thread):
     (pages private to the process) leaves them out, so both are kept.
     """
 
-    def __init__(self, marker: str = "ClipExtractor", interval_s: float = 0.25) -> None:
+    def __init__(self, marker: str = "_StageWorker", interval_s: float = 0.25) -> None:
         super().__init__(daemon=True)
         self.marker, self.interval_s = marker, interval_s
         self.peak: dict[str, dict[int, int]] = {"rss": {}, "uss": {}}

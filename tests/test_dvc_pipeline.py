@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO, write_params
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # minutes: in `make test-slow`
 
 DVC = [sys.executable, "-m", "dvc"]
 

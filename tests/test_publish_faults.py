@@ -58,6 +58,7 @@ def test_publisher_killed_before_the_tag_leaves_no_version_and_the_rerun_complet
     assert Dataset(out / "dataset").digest == Dataset(folder).digest
 
 
+@pytest.mark.slow  # minutes: in `make test-slow`
 def test_a_crash_while_publishing_v2_leaves_v1_as_it_was(tiny_corpus, tmp_path):
     params_file = write_params(tmp_path / "cfg")
     params = load_params(params_file)

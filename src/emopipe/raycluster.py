@@ -118,6 +118,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs. A head this process started is its child: once it exits it is reaped here, or
+    it would stay a zombie that signal 0 still reaches (and stop_head would wait its whole timeout)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:  # not our child: its parent or init reaps it
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -18,7 +18,7 @@ from emopipe.dataset import Dataset
 from emopipe.demo import make_ravdess_demo
 from emopipe.pipelines import refresh
 
-pytestmark = [pytest.mark.airflow, pytest.mark.ray]
+pytestmark = [pytest.mark.airflow, pytest.mark.ray, pytest.mark.slow]  # minutes: in `make test-slow`
 
 BIN = pathlib.Path(sys.executable).parent
 

@@ -27,6 +27,7 @@ def extracted(tiny_corpus_template, tmp_path_factory):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # minutes: in `make test-slow`
 def test_tiny_face_and_voice_estimators_run_through_ray_actors(extracted, tmp_path):
     face = tiny.brightness_face(tmp_path / "face", threshold=0.3)
     voice = tiny.constant_voice(tmp_path / "voice", says=1, probability=0.9, classes=("child", "female", "male"))

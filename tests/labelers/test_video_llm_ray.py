@@ -65,6 +65,7 @@ def _content(path: pathlib.Path) -> list[dict]:
     )
 
 
+@pytest.mark.slow  # minutes: in `make test-slow`
 def test_video_llms_label_every_clip_through_the_ray_pool(extracted, models, work):
     cfg = _cfg(models, batch=4)
     summary = label_clips.run(_params(work, cfg), extracted, work / "a", RUN)
