@@ -56,7 +56,8 @@ browser:
 	      echo "chromium could not be installed; the browser test will be skipped"; }; } || true
 
 # `make test`: the default suite (everything but `slow` and `gpu`). `make test-slow`: the slow suite (a real two-node
-# Ray cluster, Airflow's scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch, a published
+# Ray cluster, Airflow's scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch, the footage
+# drop through Airflow, `dvc repro`, video LLMs and estimators on Ray pools, a crash mid-publish, a published
 # estimate re-audited by tag); `make test-all`: both, the default one first.
 PYTEST := $(BIN)/python -m pytest --durations=25
 test: install browser
