@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from emopipe import schemas
-from emopipe.config import LabelConfig, LabelerSpec
+from emopipe.config import LabelerSpec
 
 log = logging.getLogger(__name__)
 
@@ -183,50 +182,3 @@ def check(spec: LabelerSpec) -> None:
 def spec_version(spec: LabelerSpec) -> str | None:
     """The version a kind computes from its spec alone (no model loaded), or None where it is the folder's hash."""
     return _kind_class(spec).spec_version(spec)
-
-
-class LabelWorker:
-    """Ray Data callable class: every configured labeler, loaded once per actor, over batches of features rows.
-
-    Args:
-        cfg: the `label_clips:` section.
-        device: torch device; None picks cuda when this actor was given a GPU.
-    """
-
-    def __init__(self, cfg: LabelConfig, device: str | None = None) -> None:
-        import torch
-
-        torch.set_num_threads(1)
-        if device is None:
-            device = "cuda" if cfg.num_gpus and torch.cuda.is_available() else "cpu"
-        # labelers on the vllm engine run in Ray Data LLM's own engine actors (labelers.vllm_engine), not here
-        self.labelers = [make_labeler(spec, device) for spec in cfg.labelers if spec.engine == "transformers"]
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
-        out: list[dict[str, Any]] = []
-        for labeler in self.labelers:
-            try:
-                results = labeler.label_batch(rows)
-            except Exception as err:  # noqa: BLE001 - retry clip by clip so one bad clip cannot sink the batch
-                log.warning("%s failed on a batch (%s); labelling its clips one by one", labeler.labeler, err)
-                results = [self._one(labeler, row) for row in rows]
-            for row, res in zip(rows, results, strict=True):
-                out.append(
-                    {
-                        "clip_id": row["clip_id"],
-                        "corpus": row["corpus"],
-                        "sha256": row["sha256"],
-                        "labeler": labeler.labeler,
-                        **{k: v for k, v in res.__dict__.items() if k != "extra"},
-                    }
-                )
-        return schemas.from_rows(out, LABELS)
-
-    @staticmethod
-    def _one(labeler: Labeler, row: dict[str, Any]) -> LabelResult:
-        try:
-            return labeler.label_batch([row])[0]
-        except Exception as err:  # noqa: BLE001 - the error is this clip's, recorded on its row
-            detail = f"{type(err).__name__}: {err}"[:500]
-            return LabelResult(abstain_reason="error", error="labeler_failed", error_detail=detail)
