@@ -22,7 +22,7 @@ export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(C
 export AIRFLOW__LOGGING__NAMESPACE_LEVELS ?= airflow.providers.openlineage=WARNING
 export OPENLINEAGE_CLIENT_LOGGING ?= WARNING
 
-.PHONY: install browser run test test-slow test-all bench lint lock clean
+.PHONY: install browser ffmpeg run test test-slow test-all bench lint lock clean
 
 install: $(VENV)/.installed
 
@@ -55,15 +55,27 @@ browser:
 	      { apt-get update -q >> $(VENV)/browser.log 2>&1 && apt-get install -y -q chromium >> $(VENV)/browser.log 2>&1; } || \
 	      echo "chromium could not be installed; the browser test will be skipped"; }; } || true
 
+# FFmpeg's shared libraries (Debian's, FFmpeg 5) for torchcodec, which Hugging Face `datasets` decodes an exported
+# version's video with (and the `torchcodec` decoder setting): installed when apt-get can (as root). Without them the
+# tests that decode video through `datasets` or torchcodec are skipped and say why.
+FFMPEG_LIBS := libavcodec59 libavformat59 libavutil57 libavfilter8 libswscale6 libswresample4 libavdevice59
+ffmpeg:
+	@ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.5[6-9]\|libavutil\.so\.60' || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    echo "installing FFmpeg's shared libraries for torchcodec (log: $(VENV)/ffmpeg.log)" && \
+	    { apt-get install -y -q $(FFMPEG_LIBS) > $(VENV)/ffmpeg.log 2>&1 || \
+	      { apt-get update -q >> $(VENV)/ffmpeg.log 2>&1 && apt-get install -y -q $(FFMPEG_LIBS) >> $(VENV)/ffmpeg.log 2>&1; } || \
+	      echo "FFmpeg's libraries could not be installed; the torchcodec tests will be skipped"; }; } || true
+
 # `make test`: the default suite (everything but `slow` and `gpu`). `make test-slow`: the slow suite (a real two-node
 # Ray cluster, Airflow's scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch, the footage
 # drop through Airflow, `dvc repro`, video LLMs and estimators on Ray pools, a crash mid-publish, a published
 # estimate re-audited by tag); `make test-all`: both, the default one first.
 PYTEST := $(BIN)/python -m pytest --durations=25
-test: install browser
+test: install browser ffmpeg
 	$(PYTEST) -m "not slow and not gpu" --timeout=900
 
-test-slow: install browser
+test-slow: install browser ffmpeg
 	$(PYTEST) -m "slow and not gpu" --timeout=1200
 
 test-all: test test-slow

@@ -58,3 +58,15 @@ def publish_tiny(root: pathlib.Path, template: pathlib.Path, **sections) -> Publ
 def published(tiny_corpus_template, tmp_path_factory) -> Published:
     """v1 of the 2-actor demo corpus (32 clips: 16 video, 16 audio-only; actors 1 and 2)."""
     return publish_tiny(tmp_path_factory.mktemp("published"), tiny_corpus_template)
+
+
+@pytest.fixture
+def decodes_video() -> None:
+    """Skip, saying why, where `datasets` cannot decode video: it decodes with torchcodec, which needs FFmpeg's shared
+    libraries (`make test` installs Debian's when it runs as root)."""
+    from emopipe.stages import frames
+
+    try:
+        frames.check_decoder("torchcodec")
+    except frames.DecoderUnavailable as err:
+        pytest.skip(f"datasets cannot decode video here: {err}")

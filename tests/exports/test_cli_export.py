@@ -122,7 +122,7 @@ def test_a_forgotten_subject_is_in_no_export(published, tmp_path, capsys):
                 assert not [n for n in needles if n in data], (fmt, path)
 
 
-def test_a_missing_media_file_is_a_reported_row(published, tmp_path):
+def test_a_missing_media_file_is_a_reported_row(published, tmp_path, decodes_video):
     from datasets import load_dataset
 
     root = pathlib.Path(shutil.copytree(published.corpus, tmp_path / "mounted"))

@@ -14,7 +14,7 @@ def _sizes(ds, protocol: str, fold: int) -> dict[str, int]:
     return {"train": row["train"], "test": row["test"]}
 
 
-def test_load_dataset_gives_the_fold_with_typed_features(published, tmp_path):
+def test_load_dataset_gives_the_fold_with_typed_features(published, tmp_path, decodes_video):
     from datasets import Audio, ClassLabel, List, Video, load_dataset
 
     ds = published.dataset
@@ -48,7 +48,7 @@ def test_load_dataset_gives_the_fold_with_typed_features(published, tmp_path):
     assert audio_only["video"] is None and audio_only["audio"] is not None
 
 
-def test_copy_media_embeds_the_clips_bytes(published, tmp_path):
+def test_copy_media_embeds_the_clips_bytes(published, tmp_path, decodes_video):
     from datasets import Video, load_dataset
 
     ds = published.dataset
