@@ -30,12 +30,14 @@ def _du(path: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def _params(folder: pathlib.Path, sources: list[dict[str, Any]], small: bool) -> str:
+def _params(folder: pathlib.Path, sources: list[dict[str, Any]], small: bool, ray: dict[str, Any]) -> str:
     raw: dict[str, Any] = {
         "work_dir": "work",
         "ingest": {"root": None, "sources": sources},
         "publish": {"data_repo": "work/data-repo", "remote": "work/dvc-remote"},
     }
+    if ray:
+        raw["ray"] = ray
     if small:  # tiny generated clips: few small frames, so that 10k clips extract in minutes on 2 cores
         raw["extract_features"] = {"n_frames": 4, "frame_size": 64, "batch_size": 16}
         raw["validate"] = {"min_mean_face_share": {"blocking": 0.0, "warning": 0.0}}
@@ -107,7 +109,7 @@ def _held_back(files: list[pathlib.Path], share: float, rounds: int, store: path
     return batches
 
 
-def measure(size: str, tmp: pathlib.Path, rounds: int = 6) -> dict[str, Any]:
+def measure(size: str, tmp: pathlib.Path, rounds: int = 6, ray: dict[str, Any] | None = None) -> dict[str, Any]:
     from emopipe import io
     from emopipe.config import DemoConfig
     from emopipe.demo import make_ravdess_demo
@@ -121,7 +123,7 @@ def measure(size: str, tmp: pathlib.Path, rounds: int = 6) -> dict[str, Any]:
         files = sorted(corpus.rglob("*.mp4"))
         sources = [{"corpus": "footage", "root": str(corpus), "license": "generated for the benchmark"}]
     batches = _held_back(files, 0.01, rounds, tmp / "held")
-    params_file = _params(tmp, sources, small=size != "demo")
+    params_file = _params(tmp, sources, small=size != "demo", ray=ray or {})
     runs = tmp / "work" / "runs"
     remote, dataset = tmp / "work" / "dvc-remote", tmp / "work" / "data-repo" / "dataset"
 
@@ -175,12 +177,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="demo,10000", help="comma-separated: demo and/or a clip count")
     parser.add_argument("--rounds", type=int, default=6, help="1%% refreshes in a row (>= 5 for the 5-refresh figure)")
+    parser.add_argument("--local-below-rows", type=int, help="ray.local_below_rows for every run (default: params')")
     args = parser.parse_args(argv)
+    ray = {} if args.local_below_rows is None else {"local_below_rows": args.local_below_rows}
     out: dict[str, Any] = {"benchmark": "refresh", "sizes": {}}
     for size in args.sizes.split(","):
         with tempfile.TemporaryDirectory(prefix=f"emopipe-bench-refresh-{size}-") as where:
             started = time.perf_counter()
-            out["sizes"][size] = measure(size, pathlib.Path(where), args.rounds)
+            out["sizes"][size] = measure(size, pathlib.Path(where), args.rounds, ray)
             out["sizes"][size]["benchmark_seconds"] = round(time.perf_counter() - started, 1)
     return out
 

@@ -869,7 +869,7 @@ class RayConfig(_Section):
     python: Annotated[str, AfterValidator(_interpreter)] = "python"
     jobs_dir: str | None = None
     executor: Literal["auto", "ray", "in-process"] = "auto"
-    local_below_rows: Retries = 32
+    local_below_rows: Retries = 200
     local_idle_s: Annotated[float, Field(gt=0)] = 1800.0
 
 

@@ -275,7 +275,7 @@ class Settings:
     num_cpus: int | None = None
     gpus: float | str | None = None
     mode: str = "auto"
-    local_below: int = 32
+    local_below: int = 200
     idle_s: float = 1800.0
 
 
