@@ -116,6 +116,17 @@ def pytest_sessionfinish(session, exitstatus):
         _stop_ray_heads(factory.getbasetemp())
 
 
+def needs_decoder(decoder: str, what: str) -> None:
+    """Skip the calling test, saying why, where `decoder` (extract_features.decoder) cannot run here: torchcodec
+    needs FFmpeg's shared libraries, which `make test` installs (Debian's) when it runs as root."""
+    from emopipe.stages import frames
+
+    try:
+        frames.check_decoder(decoder)
+    except frames.DecoderUnavailable as err:
+        pytest.skip(f"{what} cannot run here: {err}")
+
+
 def write_dataset(folder: pathlib.Path, clips, quarantine, corpora: dict):
     """A dataset folder holding these clips and quarantine tables (what ingest/probe write)."""
     from emopipe.dataset import DatasetWriter

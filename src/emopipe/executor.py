@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from emopipe.config import RayConfig
 from emopipe.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -275,8 +276,8 @@ class Settings:
     num_cpus: int | None = None
     gpus: float | str | None = None
     mode: str = "auto"
-    local_below: int = 200
-    idle_s: float = 1800.0
+    local_below: int = RayConfig.model_fields["local_below_rows"].default  # params' defaults, never a second copy
+    idle_s: float = RayConfig.model_fields["local_idle_s"].default
 
 
 def settings_for(params: Any, section: str, run_id: str) -> Settings:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import _STATE, write_params
+from tests.conftest import _STATE, needs_decoder, write_params
 
 # Hugging Face `datasets` caches what it loads: keep it in the session folder, and never look for a hub.
 os.environ["HF_HOME"] = str(_STATE / "hf")
@@ -62,11 +62,5 @@ def published(tiny_corpus_template, tmp_path_factory) -> Published:
 
 @pytest.fixture
 def decodes_video() -> None:
-    """Skip, saying why, where `datasets` cannot decode video: it decodes with torchcodec, which needs FFmpeg's shared
-    libraries (`make test` installs Debian's when it runs as root)."""
-    from emopipe.stages import frames
-
-    try:
-        frames.check_decoder("torchcodec")
-    except frames.DecoderUnavailable as err:
-        pytest.skip(f"datasets cannot decode video here: {err}")
+    """Skip, saying why, where `datasets` cannot decode video: it decodes with torchcodec."""
+    needs_decoder("torchcodec", "datasets' video decoding (torchcodec)")

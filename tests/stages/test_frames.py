@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.conftest import needs_decoder
 from tests.corpora import index_frames
 
 from emopipe.demo import write_mp4
@@ -82,13 +83,6 @@ def _available(decoder: str) -> bool:
     return True
 
 
-def _needs(decoder: str):
-    if not _available(decoder):
-        with pytest.raises(frames.DecoderUnavailable) as err:
-            frames.check_decoder(decoder)
-        pytest.skip(f"{decoder} cannot run here: {err.value}")
-
-
 def _avi(path, images, fps=25):
     """MPEG-4 Part 2 in AVI, as DFEW's movie clips."""
     import av
@@ -118,7 +112,7 @@ def clips(tmp_path_factory):
 @pytest.mark.parametrize("decoder", ["pyav", "torchcodec"])
 @pytest.mark.parametrize("name", ["index.mp4", "face.mp4", "face.avi", "short.mp4"])
 def test_decoders_read_the_same_frames(clips, decoder, name):
-    _needs(decoder)
+    needs_decoder(decoder, decoder)
     short = (
         48 if name.endswith(".mp4") and "face" not in name else 112
     )  # the face clips: a ~2x downscale, as 360p->224
@@ -141,7 +135,7 @@ def test_every_decoder_reports_broken_files_the_same_way(tmp_path, decoder):
 
     from emopipe.demo import write_wav
 
-    _needs(decoder)
+    needs_decoder(decoder, decoder)
     truncated_clip(tmp_path / "cut.mp4", face_frames(40))
     (tmp_path / "notes.mp4").write_text("this is a text file someone renamed to .mp4\n")
     write_wav(tmp_path / "a.wav", tone(0.5))
