@@ -60,25 +60,23 @@ def test_nothing_heavy_imported_at_top_level(path):
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_imports_fast_and_light(path):
-    """In a fresh interpreter, after Airflow itself is loaded, the DAG file imports in < 2 s and pulls in no
-    torch, ray, cv2, great_expectations, dvc or emopipe."""
+def test_dag_file_imports_light(path):
+    """In a fresh interpreter, after Airflow itself is loaded, the DAG file pulls in no torch, ray, cv2,
+    great_expectations, dvc or emopipe (what makes a DAG file slow for the scheduler to parse; its parse time is
+    not asserted here: a timed assertion fails on a loaded machine, not on a slow DAG file)."""
     code = (
-        "import importlib.util, json, sys, time\n"
+        "import importlib.util, json, sys\n"
         "import airflow.sdk, pendulum\n"
         "before = set(sys.modules)\n"
-        "t = time.perf_counter()\n"
         f"spec = importlib.util.spec_from_file_location('dagmod', {str(path)!r})\n"
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
-        "elapsed = time.perf_counter() - t\n"
         "new = sorted({m.split('.')[0] for m in set(sys.modules) - before})\n"
-        "print(json.dumps({'elapsed': elapsed, 'new': new}))\n"
+        "print(json.dumps({'new': new}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ)
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["elapsed"] < 2.0, result
     assert not {"torch", "ray", "cv2", "great_expectations", "dvc", "emopipe", "av", "decord"} & set(result["new"])
 
 
