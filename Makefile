@@ -71,9 +71,13 @@ ffmpeg:
 # Ray cluster, Airflow's scheduler on PostgreSQL, a Ray worker killed mid-job, determinism from scratch, the footage
 # drop through Airflow, `dvc repro`, video LLMs and estimators on Ray pools, a crash mid-publish, a published
 # estimate re-audited by tag); `make test-all`: both, the default one first.
+# The default suite runs on TEST_WORKERS pytest-xdist workers (each test file on one worker, so its module fixtures
+# are built once): it waits on subprocesses, Ray and Airflow much of the time, which two workers overlap on 2 cores.
+# TEST_WORKERS=0 runs it in one process. The slow suite (a Ray cluster, PostgreSQL) always runs in one.
+TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --durations=25
 test: install browser ffmpeg
-	$(PYTEST) -m "not slow and not gpu" --timeout=900
+	$(PYTEST) -m "not slow and not gpu" --timeout=900 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 test-slow: install browser ffmpeg
 	$(PYTEST) -m "slow and not gpu" --timeout=1200
