@@ -224,6 +224,21 @@ def truncated_clip(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pat
     return path
 
 
+def audio_only_mp4(path: pathlib.Path, seconds: float = 1.0, rate: int = 16_000) -> pathlib.Path:
+    """An .mp4 holding only an AAC track (what a phone's voice memo or an export without video gives)."""
+    import av
+
+    signal = (0.2 * np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 220 / rate)).astype(np.float32)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        for start in range(0, signal.size, 1024):
+            frame = av.AudioFrame.from_ndarray(signal[None, start : start + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def undecodable_long_clip(
     path: pathlib.Path, seconds: float, fps: int = 25, size: tuple[int, int] = (32, 32)
 ) -> pathlib.Path:

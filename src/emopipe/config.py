@@ -639,6 +639,8 @@ class ValidateConfig(_Section):
         max_duration_s: longest sane clip.
         min_fps: lowest sane video frame rate (0 < min_fps < max_fps).
         max_fps: highest sane video frame rate.
+        min_frame_side: narrowest sane video frame, in pixels, on either side (a face detector and a 112 px crop
+            need something to look at; a thumbnail-sized clip is quarantined by the probe).
         min_class_share: share of the smallest class (0..1).
         max_imbalance_ratio: largest class count / smallest class count (1 <= warning <= blocking).
         max_class_divergence: Jensen-Shannon distance of the class distribution from the uniform one (0..1).
@@ -678,6 +680,7 @@ class ValidateConfig(_Section):
     max_duration_s: Annotated[float, Field(gt=0)] = 600.0
     min_fps: Annotated[float, Field(gt=0)] = 5.0
     max_fps: Annotated[float, Field(gt=0)] = 120.0
+    min_frame_side: Annotated[int, Field(ge=1)] = 16
     min_class_share: Floor = Levels(blocking=0.01, warning=0.05)
     max_imbalance_ratio: Annotated[Levels, AfterValidator(_ratio_ceiling)] = Levels(blocking=50.0, warning=10.0)
     max_class_divergence: Ceiling = Levels(blocking=0.5, warning=0.25)

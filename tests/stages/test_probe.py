@@ -3,14 +3,14 @@
 import os
 
 import pytest
-from tests.corpora import index_frames, tone, undecodable_long_clip
+from tests.corpora import audio_only_mp4, index_frames, tone, undecodable_long_clip
 
 from emopipe.config import ValidateConfig
 from emopipe.demo import write_mp4, write_wav
 from emopipe.sources.base import InvalidInput
 from emopipe.stages import probe
 
-LIMITS = probe.ProbeLimits(min_duration_s=0.2, max_duration_s=600, min_fps=5, max_fps=120, min_frames=4)
+LIMITS = probe.ProbeLimits(min_duration_s=0.2, max_duration_s=600, min_fps=5, max_fps=120, min_frames=4, min_side=16)
 
 
 def test_probe_av_clip(tiny_corpus):
@@ -68,6 +68,8 @@ def test_probe_rows_keeps_every_row(tiny_corpus):
         ({"duration_s": 5.0, "fps": 2.0, "n_frames": 10, "has_video": True}, "fps_out_of_range"),
         ({"duration_s": 1.0, "fps": 1000.0, "n_frames": 1000, "has_video": True}, "fps_out_of_range"),
         ({"duration_s": 0.3, "fps": 10.0, "n_frames": 3, "has_video": True}, "too_few_frames"),
+        ({"duration_s": 2, "fps": 10, "n_frames": 20, "has_video": True, "width": 8, "height": 64}, "frame_too_small"),
+        ({"duration_s": 2, "fps": 10, "n_frames": 20, "has_video": True, "width": 16, "height": 16}, None),
         ({"duration_s": 0.1, "fps": None, "n_frames": None, "has_video": False}, "too_short"),
         ({"duration_s": 2.0, "fps": 25.0, "n_frames": 50, "has_video": True}, None),
         ({"duration_s": 2.0, "fps": None, "n_frames": None, "has_video": False}, None),
@@ -89,13 +91,8 @@ def test_limits_come_from_params():
     limits = probe.ProbeLimits.from_params(
         Params(validate=ValidateConfig(min_fps=8), extract_features=ExtractConfig(n_frames=8))
     )
-    assert (limits.min_duration_s, limits.max_duration_s, limits.min_fps, limits.max_fps, limits.min_frames) == (
-        0.2,
-        600.0,
-        8,
-        120.0,
-        8,
-    )
+    got = (limits.min_duration_s, limits.max_duration_s, limits.min_fps, limits.max_fps, limits.min_frames)
+    assert (*got, limits.min_side) == (0.2, 600.0, 8, 120.0, 8, 16)
 
 
 def test_clips_that_cannot_serve_as_a_sample_are_quarantined_by_the_probe_not_the_gate(tmp_path):
@@ -106,7 +103,9 @@ def test_clips_that_cannot_serve_as_a_sample_are_quarantined_by_the_probe_not_th
     write_mp4(tmp_path / "few.mp4", index_frames(3), 10, tone(0.3))  # 3 frames, 4 sampled
     write_wav(tmp_path / "blip.wav", tone(0.05))
     undecodable_long_clip(tmp_path / "long.mkv", 1800)
-    names = ["good.mp4", "short.mp4", "slow.mp4", "few.mp4", "blip.wav", "long.mkv"]
+    write_mp4(tmp_path / "thumb.mp4", index_frames(10, (8, 8)), 10, tone(1.0))  # 8 x 8 px: the gate wants 16
+    audio_only_mp4(tmp_path / "voice.mp4")  # a "video" with no video stream: extraction could only fail on it
+    names = ["good.mp4", "short.mp4", "slow.mp4", "few.mp4", "blip.wav", "long.mkv", "thumb.mp4", "voice.mp4"]
     rows = [
         {"corpus": "footage", "media_path": n, "media_form": "audio" if n.endswith("wav") else "video"} for n in names
     ]
@@ -118,17 +117,21 @@ def test_clips_that_cannot_serve_as_a_sample_are_quarantined_by_the_probe_not_th
         "few.mp4": "too_few_frames",
         "blip.wav": "too_short",
         "long.mkv": "too_long",  # decided from metadata: nothing in that file can be decoded
+        "thumb.mp4": "frame_too_small",
+        "voice.mp4": "modality_mismatch",
     }
     assert "2 fps" in out["slow.mp4"]["error_detail"] and "1800" in out["long.mkv"]["error_detail"]
     # without limits the same files pass (or, for the undecodable one, fail as unreadable): the limits decide
     plain = {r["media_path"]: r["error"] for r in probe.probe_rows(rows, tmp_path)}
-    assert plain == {n: ("unreadable_media" if n == "long.mkv" else None) for n in names}
+    expected = {"long.mkv": "unreadable_media", "voice.mp4": "modality_mismatch"}  # a stream fact, not a limit
+    assert plain == {n: expected.get(n) for n in names}
     # what passes the probe is inside the gate's dataset-wide bounds
     gate = ValidateConfig()
     good = out["good.mp4"]
     assert (
         gate.min_duration_s <= good["duration_s"] <= gate.max_duration_s
         and gate.min_fps <= good["fps"] <= gate.max_fps
+        and min(good["width"], good["height"]) >= gate.min_frame_side
     )
 
 

@@ -36,8 +36,8 @@ class ProbeLimits:
     """What a media file must be to serve as a sample; checked from the container's metadata, before decoding.
 
     A clip outside these limits is quarantined by the probe with its own reason (too_long, too_short,
-    fps_out_of_range, too_few_frames), so one such clip no longer fails the gate for the whole dataset; the gate
-    keeps the same thresholds as dataset-wide checks. None switches a limit off.
+    fps_out_of_range, too_few_frames, frame_too_small), so one such clip no longer fails the gate for the whole
+    dataset; the gate keeps the same thresholds as dataset-wide checks. None switches a limit off.
 
     Args:
         min_duration_s: shortest clip (validate.min_duration_s).
@@ -46,6 +46,7 @@ class ProbeLimits:
         max_fps: highest video frame rate (validate.max_fps).
         min_frames: fewest video frames, or images of a frame folder (extract_features.n_frames: fewer would
             repeat frames in the sample).
+        min_side: narrowest video frame, in pixels, on either side (validate.min_frame_side).
     """
 
     min_duration_s: float | None = None
@@ -53,12 +54,14 @@ class ProbeLimits:
     min_fps: float | None = None
     max_fps: float | None = None
     min_frames: int | None = None
+    min_side: int | None = None
 
     @classmethod
     def from_params(cls, params: Any) -> ProbeLimits:
         """The limits a run's params set: `validate:` durations and frame rates, `extract_features.n_frames`."""
         v = params.validate
-        return cls(v.min_duration_s, v.max_duration_s, v.min_fps, v.max_fps, params.extract_features.n_frames)
+        frames = params.extract_features.n_frames
+        return cls(v.min_duration_s, v.max_duration_s, v.min_fps, v.max_fps, frames, v.min_frame_side)
 
 
 def check_limits(probed: dict[str, Any], limits: ProbeLimits | None) -> None:
@@ -84,6 +87,12 @@ def check_limits(probed: dict[str, Any], limits: ProbeLimits | None) -> None:
             raise InvalidInput("fps_out_of_range", f"{fps:g} fps, outside {low:g}..{high:g}")
     if probed.get("has_video") and frames is not None and limits.min_frames is not None and frames < limits.min_frames:
         raise InvalidInput("too_few_frames", f"{frames} frames, fewer than the {limits.min_frames} sampled per clip")
+    width, height = probed.get("width"), probed.get("height")
+    if probed.get("has_video") and limits.min_side is not None and width is not None and height is not None:
+        if min(width, height) < limits.min_side:
+            raise InvalidInput(
+                "frame_too_small", f"{width} x {height} pixels, less than min_frame_side {limits.min_side} on a side"
+            )
 
 
 def average_hash(rgb: Any) -> str:
@@ -135,6 +144,7 @@ def probe_frames(folder: pathlib.Path, limits: ProbeLimits | None = None) -> dic
     except (av.error.FFmpegError, OSError, StopIteration, IndexError) as err:
         raise InvalidInput("unreadable_media", f"{images[0].name}: {type(err).__name__}: {err}") from err
     out.update({"has_video": True, "has_audio": False, "n_frames": len(images)})
+    check_limits(out, limits)  # the frame size, now known
     return out
 
 
@@ -214,12 +224,15 @@ def _count_frames(path: pathlib.Path) -> int:
 
 
 def check_modality(row: dict[str, Any], probed: dict[str, Any]) -> None:
-    """The streams found must match what the corpus says the file holds."""
+    """The streams found must match what the corpus says the file holds: its declared modality, and a video at
+    all where the clip is a video (an audio-only .mp4 in a footage drop would fail extraction, not serve)."""
     expected = {"audio-visual": (True, True), "video-only": (True, False), "audio-only": (False, True)}
     want = expected.get(row.get("modality") or "")
+    got = f"video={probed['has_video']}, audio={probed['has_audio']}"
     if want and (probed["has_video"], probed["has_audio"]) != want:
-        got = f"video={probed['has_video']}, audio={probed['has_audio']}"
         raise InvalidInput("modality_mismatch", f"{row['modality']} file has {got}")
+    if row.get("media_form") == "video" and not probed["has_video"]:
+        raise InvalidInput("modality_mismatch", f"a video clip whose file has no video stream ({got})")
 
 
 def probe_rows(
@@ -260,7 +273,7 @@ def probe_rows(
     return out
 
 
-PROBE_CODE_VERSION = "2"  # bump when what probe_rows records changes
+PROBE_CODE_VERSION = "3"  # bump when what probe_rows records changes
 PROBED = schemas.CLIPS.append(
     pa.field("error_detail", pa.string(), nullable=True, metadata={"doc": "What the probe found wrong, for error."})
 )
