@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tag", help="a published version, e.g. v3")
     p.add_argument("dest", help="a new (or empty) folder to clone the data repository into")
     p = add("report", cmd_report, "print a run's outcome (default: the latest run)")
-    p.add_argument("run_dir", nargs="?")
+    p.add_argument("run_dir", nargs="?", help="a run folder (work_dir/runs/<run id>); default: the latest run")
     return parser
 
 
@@ -510,6 +510,18 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's own flush at exit does not fail again
         return 0
     return code
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _main(argv: list[str] | None) -> int:
@@ -541,6 +553,11 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     except (ExecutorFailed, RayJobFailed) as err:
         say(err, lines=1)
+        return EXIT_USAGE
+    except BrokenPipeError as err:
+        if _reader_gone():
+            raise  # the reader of stdout stopped reading (`| head`): main ends quietly
+        say(err)  # another pipe (a subprocess's) broke: that is a failure
         return EXIT_USAGE
     except OSError as err:  # a missing path, a read-only or full disk, a folder where a file should be
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
