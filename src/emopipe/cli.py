@@ -119,7 +119,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     extra = summary.extra
     print(f"{summary.n_rows} clips -> {out}/features ({summary.n_processed} extracted, {summary.n_reused} reused, "
           f"extractor {summary.version})")  # fmt: skip
-    print(f"  errors: {summary.n_errors} {summary.errors}; audio missing: {extra.get('audio_reasons')}")
+    print(f"  errors: {_counts(summary.errors)}; audio missing: {_counts(extra.get('audio_reasons'))}")
     print(f"  mean face share {extra.get('mean_face_share')}; {extra.get('bytes_per_clip')} bytes per clip; "
           f"{summary.seconds} s")  # fmt: skip
     return 0
@@ -203,6 +203,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(counts: dict[str, int] | None) -> str:
+    """Counts by reason as words for a person ("bad_name 2, too_short 1"), "none" when there are none."""
+    items = sorted((counts or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return ", ".join(f"{k} {v}" for k, v in items) or "none"
+
+
 def _print_stage(folder: pathlib.Path) -> None:
     from collections import Counter
 
@@ -233,7 +239,7 @@ def _print_stage(folder: pathlib.Path) -> None:
 
         for (corpus, name), folds in splits.protocols(ds.splits).items():
             print(f"  splits {corpus} {name}: folds {splits.ranges(folds)}")
-    print(f"{sum(reasons.values())} quarantined {dict(reasons)} -> {ds.path}/quarantine.parquet")
+    print(f"{sum(reasons.values())} quarantined ({_counts(reasons)}) -> {ds.path}/quarantine.parquet")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -376,7 +382,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  dataset      {pub['data_repo']}/dataset  (DVC remote {pub['remote']})")
     if ext := rep.get("extraction"):
         print(f"  features     {ext['n_clips']} clips ({ext['n_extracted']} extracted, {ext['n_reused']} reused), "
-              f"mean face share {ext['mean_face_share']}, errors {ext['errors'] or 'none'}")  # fmt: skip
+              f"mean face share {ext['mean_face_share']}, errors: {_counts(ext['errors'])}")  # fmt: skip
     for a in (rep.get("labelling") or {}).get("agreement", []):
         if a["corpus"] != "ALL":
             print(f"  labels       {a['labeler']} on {a['corpus']}: WAR {a['war']:.3f} UAR {a['uar']:.3f} "
@@ -388,7 +394,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  gate         {len(gate['blocking_failures'])} blocking failures, {len(gate['warnings'])} warnings")
         for msg in gate["blocking_failures"]:
             print(f"  BLOCKING     {msg}")
-    print(f"  quarantined  {rep.get('quarantined', '?')} {rep.get('quarantine_by_reason', {})}")
+    print(f"  quarantined  {rep.get('quarantined', '?')} ({_counts(rep.get('quarantine_by_reason'))})")
     print(f"  run report   {run_dir / 'report.md'}")
     return 0 if rep["outcome"] in {"published", "unchanged"} else EXIT_DATA
 
