@@ -132,3 +132,35 @@ def test_ray_and_in_process_give_the_same_rows_and_a_dead_worker_loses_nothing(t
     for i, row in enumerate(remote.to_pylist()):
         if i != died:
             assert row == expected[i]
+
+
+class DoomedStage(SquareStage):
+    """Every worker process dies while loading its model (a decoder library that segfaults on import)."""
+
+    def setup(self) -> None:
+        os._exit(1)
+
+
+def test_a_pool_whose_every_worker_dies_is_one_line_and_leaves_no_partial_output(tmp_path):
+    from emopipe.dataset import DatasetWriter
+
+    settings = executor.Settings(run_dir=tmp_path / "run", mode="ray", num_workers=2, num_cpus=2)
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(executor.ExecutorFailed) as err:
+            with DatasetWriter(out, corpora={}) as writer:
+                sink = writer.shard_writer("features")
+                with executor.executing(DoomedStage(str(tmp_path)), _rows([1, 2, 3, 4]), settings) as (batches, _):
+                    for batch in batches:
+                        sink.write(batch)
+                writer.commit()
+    finally:
+        from emopipe import raycluster
+
+        raycluster.stop_head(tmp_path / "run")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("square: the Ray pool failed"), message
+    assert "died while setting the stage up" in message, message
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))  # no temporary or partial file
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out") and p.name != ".out.lock"]
+    assert not left, left  # the writer's temporary folder is gone (the lock file of the folder stays, as flock's do)

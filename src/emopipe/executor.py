@@ -33,6 +33,7 @@ from emopipe.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
+MAX_SETUP_DEATHS = 2  # workers of a pool that may die in the stage's setup before the pool gives up
 NODE_COLUMN = "_ray_node_id"  # added to each output batch by the Ray worker, counted, never written
 
 
@@ -112,6 +113,23 @@ class _Attempts:
     def __init__(self) -> None:
         self.batches: dict[str, int] = {}
         self.rows: set[str] = set()
+        self.setups_started = self.setups_done = 0
+
+    def start_setup(self, allowed: int) -> bool:
+        """Count a worker starting the stage's setup; False once more setups started than finished, by more than
+        `allowed`: workers die while loading the stage (a crash in native model code), and Ray would restart them
+        forever."""
+        if self.setups_started - self.setups_done >= allowed:
+            return False
+        self.setups_started += 1
+        return True
+
+    def end_setup(self) -> None:
+        self.setups_done += 1
+
+    def setup_deaths(self, workers: int) -> int:
+        """Setups that never finished beyond the `workers` that may be running one now."""
+        return max(0, self.setups_started - self.setups_done - workers)
 
     def begin(self, key: str) -> int:
         self.batches[key] = self.batches.get(key, 0) + 1
@@ -131,11 +149,14 @@ class _Attempts:
 class _StageWorker:
     """One actor of a pool: the stage, set up once, applied to batches; row isolation on a retried batch."""
 
-    def __init__(self, stage: Stage, attempts: Any) -> None:
+    def __init__(self, stage: Stage, attempts: Any, workers: int = 1) -> None:
         import ray
 
         self.stage, self.attempts = stage, attempts
+        if not ray.get(attempts.start_setup.remote(workers + MAX_SETUP_DEATHS)):
+            raise ExecutorFailed(f"{stage.name}: workers keep dying while setting the stage up; giving up")
         self.stage.setup()
+        ray.get(attempts.end_setup.remote())
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -212,7 +233,7 @@ class RayExecutor(Executor):
         log.info("%s: %d rows on %d Ray actors (%s GPU each)", stage.name, n_rows, self.workers, gpus)
         plan = source.map_batches(
             _StageWorker,
-            fn_constructor_kwargs={"stage": stage, "attempts": attempts},
+            fn_constructor_kwargs={"stage": stage, "attempts": attempts, "workers": self.workers},
             batch_format="pyarrow",
             batch_size=stage.batch_size,
             compute=ActorPoolStrategy(size=self.workers),
@@ -226,6 +247,12 @@ class RayExecutor(Executor):
                     self.nodes[node] = self.nodes.get(node, 0) + 1
                 yield batch.drop_columns([NODE_COLUMN])
         except ray.exceptions.RayError as err:
+            with contextlib.suppress(ray.exceptions.RayError):
+                if died := ray.get(attempts.setup_deaths.remote(self.workers), timeout=30):
+                    raise ExecutorFailed(
+                        f"{stage.name}: the Ray pool failed: {died} workers died while setting the stage up (loading "
+                        "its models or libraries), before any row; nothing was computed"
+                    ) from err
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExecutorFailed(f"{stage.name}: the Ray pool failed ({type(err).__name__}): {first[:300]}") from err
         finally:
