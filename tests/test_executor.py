@@ -5,7 +5,6 @@ in-process and Ray executors give the same rows."""
 import os
 import pathlib
 import sys
-
 import warnings
 
 import pyarrow as pa
