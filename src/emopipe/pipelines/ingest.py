@@ -34,9 +34,17 @@ def scan_source(source: SourceConfig, run_id: str, progress: ProgressFn | None =
     from emopipe.sources import dfew, footage, mafw, ravdess
 
     if source.corpus == "footage":
-        return footage.scan(source.root, run_id, progress=progress, license=source.license or "unspecified")
-    reader = {"ravdess": ravdess, "dfew": dfew, "mafw": mafw}[source.corpus]
-    return reader.scan(source.root, run_id, progress=progress)
+        result = footage.scan(source.root, run_id, progress=progress, license=source.license or "unspecified")
+    else:
+        reader = {"ravdess": ravdess, "dfew": dfew, "mafw": mafw}[source.corpus]
+        result = reader.scan(source.root, run_id, progress=progress)
+    if not result.clips.num_rows and not result.quarantine.num_rows and source.corpus != "footage":
+        # a released corpus always has files its layout names: this is most likely not the corpus's root
+        log.warning(
+            "%s: nothing under %s is named as the %s layout names its files; is it the corpus root?",
+            source.corpus, source.root, source.corpus,
+        )  # fmt: skip
+    return result
 
 
 def synthetic(root: pathlib.Path) -> str | None:
