@@ -116,7 +116,8 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
 def test_a_folder_that_is_not_the_corpus_root_is_said_so(corpus, tmp_path):
     """Pointing a reader at the wrong folder (here an empty one) is not a silent "0 clips"."""
     params = str(write_params(tmp_path / "cfg"))
-    (tmp_path / "downloads").mkdir()
-    proc = _emopipe("-q", "--params", params, "ingest", corpus, str(tmp_path / "downloads"), "--out", str(tmp_path / "o"))
+    wrong = tmp_path / "downloads"
+    wrong.mkdir()
+    proc = _emopipe("-q", "--params", params, "ingest", corpus, str(wrong), "--out", str(tmp_path / "o"))
     assert proc.returncode == 0 and proc.stdout.startswith("0 clips"), proc.stderr[-2000:]
-    assert "is it the corpus root?" in proc.stderr and str(tmp_path / "downloads") in proc.stderr, proc.stderr
+    assert "is it the corpus root?" in proc.stderr and str(wrong) in proc.stderr, proc.stderr
