@@ -160,3 +160,18 @@ def test_torchcodec_without_ffmpeg_names_what_is_missing():
     text = str(err.value)
     assert "\n" not in text and "torchcodec" in text
     assert "FFmpeg" in text or "pip install torchcodec" in text
+
+
+def test_a_frame_size_decord_cannot_decode_is_read_with_pyav(tmp_path):
+    """decord 0.6 fails on frames narrower than 32 px (which the probe lets through from 16 px): before, every such
+    clip was a decode_failed row; now the same FFmpeg decodes it through PyAV."""
+    path = tmp_path / "narrow.mp4"
+    write_mp4(path, index_frames(20, (16, 64)), 10, None)  # 16 px wide, 64 tall
+    import decord
+
+    with pytest.raises(decord.DECORDError):  # the decord bug this guards against (a new decord may fix it)
+        decord.VideoReader(str(path), num_threads=1).get_batch([0]).asnumpy()
+    got = frames.read_frames(path, 4, 224, decoder="decord")
+    want = frames.read_frames(path, 4, 224, decoder="pyav")
+    assert got.frames.shape == want.frames.shape == (4, 64, 16, 3)
+    assert got.indices == want.indices and np.array_equal(got.frames, want.frames)

@@ -4,7 +4,8 @@
 packets, not its header) and the same pixels within a small tolerance (tests/stages/test_frames.py, and the benchmark
 compares them side by side):
 - decord (default): `VideoReader(width=…, height=…)` scales inside FFmpeg's filter graph, so full-size frames are
-  never converted to RGB; only the sampled indices are fetched (`get_batch`).
+  never converted to RGB; only the sampled indices are fetched (`get_batch`). A file decord fails on is read again
+  with PyAV before it counts as `decode_failed` (decord mis-handles some frame sizes FFmpeg decodes).
 - pyav: counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
   swscale) only the sampled frames, and stops after the last one.
 - torchcodec (what Hugging Face `datasets` decodes video with): `VideoDecoder` with its `Resize` transform (bilinear
@@ -156,7 +157,17 @@ def read_video(
     if decoder not in readers:
         raise DecoderUnavailable(f"extract_features.decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
     hint = size_hint if size_hint is not None and all(size_hint) else None
-    got = readers[decoder](path, n, short_side, hint)
+    try:
+        got = readers[decoder](path, n, short_side, hint)
+    except FrameError as err:
+        if decoder != "decord" or err.code != "decode_failed":
+            raise
+        # decord 0.6 (no release since 2021) fails on some files FFmpeg itself decodes (e.g. frames 16 px wide):
+        # such a file is read with PyAV, the same FFmpeg underneath; a file PyAV cannot decode either stays failed.
+        try:
+            got = _read_pyav(path, n, short_side, hint)
+        except FrameError:
+            raise err from None
     if got.frames.shape[0] != n:
         raise FrameError("decode_failed", f"asked {n} frames, got {got.frames.shape[0]}")
     return got
