@@ -121,3 +121,17 @@ def test_a_folder_that_is_not_the_corpus_root_is_said_so(corpus, tmp_path):
     proc = _emopipe("-q", "--params", params, "ingest", corpus, str(wrong), "--out", str(tmp_path / "o"))
     assert proc.returncode == 0 and proc.stdout.startswith("0 clips"), proc.stderr[-2000:]
     assert "is it the corpus root?" in proc.stderr and str(wrong) in proc.stderr, proc.stderr
+
+
+def test_the_ingest_progress_bar_has_a_total_and_logs_print_above_it(tiny_corpus, tmp_path):
+    import re
+
+    params = str(write_params(tmp_path / "cfg"))
+    out = str(tmp_path / "o")
+    proc = _emopipe("--params", params, "ingest", "ravdess", str(tiny_corpus), "--out", out, "--no-probe")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    segments = [s for s in re.split(r"[\r\n]", proc.stderr) if s.strip()]
+    bars = [s for s in segments if s.startswith("scan ravdess:")]
+    assert bars and re.search(r"\b(\d+)/\1\b", bars[-1]), bars[-3:]  # the bar knows its total and reaches it
+    logs = [s for s in segments if " INFO " in s or " WARNING " in s]
+    assert logs and all(re.match(r"\d{4}-\d\d-\d\d ", s) for s in logs), logs  # no log line glued to the bar
