@@ -10,20 +10,12 @@ import sys
 
 from emopipe import io
 from emopipe.cli import build_parser
+from tests.test_cli_errors import _one_line
 
 
 def _cli(published, *args: str, **kwargs) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "emopipe.cli", "--params", str(published.params_file), "-q", *args]
     return subprocess.run(command, text=True, check=False, timeout=600, **kwargs)
-
-
-def _one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, (proc.returncode, err[-2000:])
-    assert "Traceback" not in err and err.count("\n") == 0, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def test_show_params_dump_into_a_closed_pipe_is_quiet(published):
