@@ -200,3 +200,40 @@ def test_subject_ids_give_footage_subject_disjoint_folds(tmp_path):
         sides = {(subject[r["clip_id"]], r["split"]) for r in table if r["fold"] == fold}
         assert not {s for s, side in sides if side == "train"} & {s for s, side in sides if side == "test"}
     assert rows["day/bad.mp4"]["clip_id"] not in {r["clip_id"] for r in table}
+
+
+def test_a_utf16_sidecar_with_its_byte_order_mark_is_read(tmp_path):
+    make_footage(tmp_path)
+    (tmp_path / "2026-11-02" / "c.json").write_bytes(json.dumps({"emotions": "sad"}).encode("utf-16"))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    assert _rows(result)["2026-11-02/c.mov"]["label"] == "sadness"
+
+
+def test_a_folder_named_like_a_sidecar_is_a_row(tmp_path):
+    make_footage(tmp_path)
+    (tmp_path / "2026-11-02" / "c.json").mkdir()  # where c.mov's sidecar would be: e.g. an unzipped archive's folder
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    rows = {(r["path"], r["reason"]) for r in result.quarantine.to_pylist()}
+    assert ("2026-11-02/c.json", "not_a_file") in rows, rows
+    assert "2026-11-02/c.mov" in _rows(result)  # the clip itself is kept, unannotated
+
+
+def test_annotation_values_are_bounded_and_repeated_emotions_counted_once(tmp_path):
+    """A sidecar may not grow every table: a 5 MB field is cut to MAX_NATIVE_CHARS (with a row saying so), an
+    emotion said 100,000 times is one emotion, and 17 distinct words are not an annotation of emotions."""
+    make_footage(tmp_path)
+    day = tmp_path / "2026-11-02"
+    (day / "c.json").write_text(json.dumps({"emotions": ["happy"] * 100_000, "notes": "x" * 5_000_000}))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    c = _rows(result)["2026-11-02/c.mov"]
+    assert (c["label"], c["native_label"]) == ("happiness", "happy")
+    notes = schemas.as_dict(c["native_fields"])["notes"]
+    assert len(notes) < footage.MAX_NATIVE_CHARS + 100 and notes.endswith("[5000000 characters, cut]")
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "invalid_annotation" and "notes" in row["detail"]
+    (day / "c.json").write_text(json.dumps({"emotions": [f"word{i}" for i in range(footage.MAX_EMOTIONS + 1)]}))
+    result = footage.scan(tmp_path, run_id="t", license="x")
+    c = _rows(result)["2026-11-02/c.mov"]
+    assert c["label"] is None and c["native_label"] is None
+    assert [r["reason"] for r in result.quarantine.to_pylist()] == ["invalid_annotation"]

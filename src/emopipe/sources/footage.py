@@ -76,7 +76,8 @@ def _read_json(data: bytes) -> dict[str, Any]:
         return out
 
     try:
-        data_text = data.decode("utf-8-sig")
+        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # a UTF-16 export with its byte-order mark, as CSVs
+        data_text = data.decode("utf-16" if utf16 else "utf-8-sig")
         value = json.loads(data_text, object_pairs_hook=pairs)
     except RecursionError:
         raise InvalidInput("unreadable_annotation", "nested too deeply to read") from None
@@ -244,16 +245,32 @@ def _number(key: str, value: Any, where: str, low: float | None, high: float | N
     return number
 
 
+MAX_NATIVE_CHARS = 4096  # one annotation value kept verbatim in native_fields
+MAX_EMOTIONS = 16  # distinct emotion words one clip may carry (an annotation is not a place for a word list)
+MAX_EMOTION_CHARS = 64  # one emotion word
+
+
 def _emotion_words(raw: Any, where: str) -> list[str]:
+    """The clip's emotion words, each once, in order; more than MAX_EMOTIONS distinct ones, or a word longer than
+    MAX_EMOTION_CHARS, is not an annotation of emotions (InvalidInput)."""
     if raw is None:
         return []
     if isinstance(raw, str):
-        return [w.strip() for w in re.split(r"[,;|]", raw) if w.strip()]
-    if isinstance(raw, list) and all(isinstance(w, str) for w in raw):
-        return [w.strip() for w in raw if w.strip()]
-    raise InvalidInput(
-        "invalid_annotation", f"{where}: emotions={printable(repr(raw), 80)} is not text or a list of text"
-    )
+        words = [w.strip() for w in re.split(r"[,;|]", raw) if w.strip()]
+    elif isinstance(raw, list) and all(isinstance(w, str) for w in raw):
+        words = [w.strip() for w in raw if w.strip()]
+    else:
+        raise InvalidInput(
+            "invalid_annotation", f"{where}: emotions={printable(repr(raw), 80)} is not text or a list of text"
+        )
+    words = list(dict.fromkeys(words))
+    if len(words) > MAX_EMOTIONS or any(len(w) > MAX_EMOTION_CHARS for w in words):
+        raise InvalidInput(
+            "invalid_annotation",
+            f"{where}: emotions holds {len(words)} distinct words (at most {MAX_EMOTIONS}, each at most "
+            f"{MAX_EMOTION_CHARS} characters): {printable(repr(words[:3]), 80)}…",
+        )
+    return words
 
 
 def annotation_columns(ann: dict[str, Any], where: str) -> tuple[dict[str, Any], list[InvalidInput]]:
@@ -328,6 +345,16 @@ def annotation_columns(ann: dict[str, Any], where: str) -> tuple[dict[str, Any],
     extra.update({str(k): _verbatim(v) for k, v in ann.items() if k not in KNOWN})
     if unmapped := [w for w, m in zip(words, mapped, strict=True) if not m]:
         extra["emotions_unmapped"] = ", ".join(unmapped)
+    for key, text in list(extra.items()):  # verbatim, but bounded: a sidecar field must not grow every table
+        if len(text) > MAX_NATIVE_CHARS:
+            extra[key] = f"{text[:MAX_NATIVE_CHARS]}… [{len(text)} characters, cut]"
+            problems.append(
+                InvalidInput(
+                    "invalid_annotation",
+                    f"{where}: {printable(key, 40)} holds {len(text)} characters; "
+                    f"its first {MAX_NATIVE_CHARS} are kept",
+                )
+            )
     if extra:
         cols["native_fields"] = extra
     return cols, problems
@@ -351,6 +378,10 @@ def scan(
         if folder.suffix in VIDEO_EXTENSIONS:
             problems.append(
                 (folder.rel, InvalidInput("not_a_file", "a folder named like a video (its files are read)"))
+            )
+        elif folder.suffix == ".json" or folder.name in TABLES:  # the annotation it stands where is never read
+            problems.append(
+                (folder.rel, InvalidInput("not_a_file", "a folder named like an annotation file (its files are read)"))
             )
     notes, bad = annotations(tree)
     problems += bad
