@@ -220,7 +220,9 @@ def test_a_folder_named_like_a_sidecar_is_a_row(tmp_path):
 
 
 def test_annotation_values_are_bounded_and_repeated_emotions_counted_once(tmp_path):
-    """A sidecar may not grow every table: a 5 MB field is cut to MAX_NATIVE_CHARS (with a row saying so), an
+    from emopipe.sources.base import MAX_TEXT_CHARS
+
+    """A sidecar may not grow every table: a 5 MB field is cut to MAX_TEXT_CHARS (with a row saying so), an
     emotion said 100,000 times is one emotion, and 17 distinct words are not an annotation of emotions."""
     make_footage(tmp_path)
     day = tmp_path / "2026-11-02"
@@ -229,7 +231,7 @@ def test_annotation_values_are_bounded_and_repeated_emotions_counted_once(tmp_pa
     c = _rows(result)["2026-11-02/c.mov"]
     assert (c["label"], c["native_label"]) == ("happiness", "happy")
     notes = schemas.as_dict(c["native_fields"])["notes"]
-    assert len(notes) < footage.MAX_NATIVE_CHARS + 100 and notes.endswith("[5000000 characters, cut]")
+    assert len(notes) < MAX_TEXT_CHARS + 100 and notes.endswith("[5000000 characters, cut]")
     [row] = result.quarantine.to_pylist()
     assert row["reason"] == "invalid_annotation" and "notes" in row["detail"]
     (day / "c.json").write_text(json.dumps({"emotions": [f"word{i}" for i in range(footage.MAX_EMOTIONS + 1)]}))

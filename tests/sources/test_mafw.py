@@ -176,3 +176,24 @@ def test_links_leaving_the_root_self_links_and_folders_named_like_clips_get_rows
         "data/clips/40001.mp4": "broken_symlink",
         "data/clips/40002.mp4": "not_a_file",
     }
+
+
+def test_a_description_of_megabytes_is_cut_with_a_row(tmp_path):
+    """A caption line may not grow every table: its description is kept to MAX_TEXT_CHARS, and a row says so."""
+    from emopipe.sources.base import MAX_TEXT_CHARS
+
+    make_mafw(tmp_path, IDS)
+    clip = f"{IDS[0]:05d}.mp4"
+    for captions in (tmp_path / "Train & Test Set" / "single" / "with_caption").rglob("*.txt"):  # every fold's line
+        lines = captions.read_bytes().decode("gbk").splitlines(keepends=True)
+        long = [
+            "\t".join([*line.split("\t")[:3], "long " * 400_000]) + "\n" if line.startswith(clip) else line
+            for line in lines
+        ]
+        captions.write_bytes("".join(long).encode("gbk"))
+    result = mafw.scan(tmp_path, run_id="t")
+    row = next(r for r in result.clips.to_pylist() if r["native_id"] == clip.removesuffix(".mp4"))
+    assert row["label"] is not None and row["description"].endswith("[1999999 characters, cut]")
+    assert len(row["description"]) < MAX_TEXT_CHARS + 100
+    bad = [r for r in result.quarantine.to_pylist() if r["reason"] == "invalid_annotation"]
+    assert bad and all("description" in r["detail"] and "with_caption" in r["path"] for r in bad), bad

@@ -26,6 +26,8 @@ def announce(progress: ProgressFn | None, total: int) -> None:
 
 MAX_PATH_CHARS = 240  # a quarantine `path` longer than this keeps its head and tail (the file name)
 MAX_DETAIL_CHARS = 400
+MAX_TEXT_CHARS = 4096  # one annotation value kept as text in a table (a description, a native field)
+
 # A garbage file (a JPEG renamed set_1.csv) would otherwise give one row per line: the quarantine keeps this many
 # rows per file, and one more that counts the rest by reason.
 MAX_ROWS_PER_PATH = 100
@@ -72,6 +74,16 @@ def printable(text: Any, limit: int | None = None) -> str:
         head = limit // 4
         line = f"{line[:head]}…{line[len(line) - (limit - head - 1) :]}"
     return line
+
+
+def bounded_text(text: str, where: str, key: str) -> tuple[str, InvalidInput | None]:
+    """`text` cut to MAX_TEXT_CHARS (marked, with the length it had) and the InvalidInput that says so, or `text`
+    as it is and None: an annotation value must not grow every table of the dataset."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text, None
+    cut = f"{text[:MAX_TEXT_CHARS]}… [{len(text)} characters, cut]"
+    detail = f"{where}: {printable(key, 40)} holds {len(text)} characters; its first {MAX_TEXT_CHARS} are kept"
+    return cut, InvalidInput("invalid_annotation", detail)
 
 
 def check_name(rel: str) -> None:

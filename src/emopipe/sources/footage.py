@@ -41,6 +41,7 @@ from emopipe.sources.base import (
     ProgressFn,
     ScanResult,
     announce,
+    bounded_text,
     check_name,
     finish_scan,
     guard,
@@ -245,7 +246,6 @@ def _number(key: str, value: Any, where: str, low: float | None, high: float | N
     return number
 
 
-MAX_NATIVE_CHARS = 4096  # one annotation value kept verbatim in native_fields
 MAX_EMOTIONS = 16  # distinct emotion words one clip may carry (an annotation is not a place for a word list)
 MAX_EMOTION_CHARS = 64  # one emotion word
 
@@ -345,16 +345,10 @@ def annotation_columns(ann: dict[str, Any], where: str) -> tuple[dict[str, Any],
     extra.update({str(k): _verbatim(v) for k, v in ann.items() if k not in KNOWN})
     if unmapped := [w for w, m in zip(words, mapped, strict=True) if not m]:
         extra["emotions_unmapped"] = ", ".join(unmapped)
-    for key, text in list(extra.items()):  # verbatim, but bounded: a sidecar field must not grow every table
-        if len(text) > MAX_NATIVE_CHARS:
-            extra[key] = f"{text[:MAX_NATIVE_CHARS]}… [{len(text)} characters, cut]"
-            problems.append(
-                InvalidInput(
-                    "invalid_annotation",
-                    f"{where}: {printable(key, 40)} holds {len(text)} characters; "
-                    f"its first {MAX_NATIVE_CHARS} are kept",
-                )
-            )
+    for key, text in list(extra.items()):  # verbatim, but bounded
+        extra[key], problem = bounded_text(text, where, key)
+        if problem:
+            problems.append(problem)
     if extra:
         cols["native_fields"] = extra
     return cols, problems

@@ -35,6 +35,7 @@ from emopipe.sources.base import (
     ProgressFn,
     ScanResult,
     announce,
+    bounded_text,
     check_name,
     finish_scan,
     guard,
@@ -135,6 +136,10 @@ def read_splits(
                     continue
                 entries.append(protocol.SplitEntry(clip, fold, split, label, where))
                 if extra:
+                    for i, key in enumerate(("description_zh", "description")[: len(extra)]):
+                        extra[i], problem = bounded_text(extra[i], where, key)
+                        if problem:
+                            problems.append((where, problem))
                     descriptions[clip] = extra
     return entries, descriptions, problems
 
