@@ -57,7 +57,9 @@ def test_walk_never_follows_out_of_the_root_nor_opens_special_files(tmp_path):
     os.symlink(root, root / "sub" / "root-again")
     os.mkfifo(root / "pipe.mp4")
     os.symlink("pipe.mp4", root / "to-pipe.mp4")
-    (root / ".hidden.mp4").write_bytes(b"h")
+    (root / ".hidden.mp4").write_bytes(b"h")  # hidden, named like media (macOS ._ files): a row, never read
+    (root / "._a.mp4").write_bytes(b"h")
+    (root / ".DS_Store").write_bytes(b"h")  # hidden metadata: skipped without a row
     tree = files.walk(root)
     assert [e.rel for e in tree.files] == ["a.mp4", "sub/inside.mp4"]
     assert tree.files[1].via_link and tree.files[1].ident == tree.files[0].ident
@@ -65,6 +67,8 @@ def test_walk_never_follows_out_of_the_root_nor_opens_special_files(tmp_path):
         "out.mp4": "unsafe_path",
         "pipe.mp4": "not_a_file",
         "to-pipe.mp4": "not_a_file",
+        ".hidden.mp4": "hidden_file",
+        "._a.mp4": "hidden_file",
     }
     assert [(d.rel, d.via_link) for d in tree.dirs] == [("sub", False), ("sub/root-again", True), ("sub/up", True)]
 

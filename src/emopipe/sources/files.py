@@ -104,6 +104,9 @@ def _inside(real_root: str, target: str) -> bool:
     return target == real_root or target.startswith(real_root.rstrip("/") + "/")
 
 
+HIDDEN_MEDIA = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".wav", ".mp3", ".flac", ".m4a"}
+
+
 def walk(root: pathlib.Path) -> Tree:
     """Every entry under `root` without following anything out of it, never raising for what it finds."""
     root = pathlib.Path(root)
@@ -119,7 +122,11 @@ def walk(root: pathlib.Path) -> Tree:
             tree.problems.append((folder or ".", InvalidInput("unreadable_file", f"cannot list the folder: {err}")))
             continue
         for name in names:
-            if name.startswith("."):
+            if name.startswith("."):  # hidden: OS and tool metadata (.DS_Store, .git), never read
+                if pathlib.PurePath(name).suffix.lower() in HIDDEN_MEDIA:
+                    rel = f"{folder}/{name}" if folder else name  # said, not silently dropped: it looks like media
+                    detail = "a hidden file named like media (macOS keeps ._ metadata so); never read"
+                    tree.problems.append((rel, InvalidInput("hidden_file", detail)))
                 continue
             rel = f"{folder}/{name}" if folder else name
             path = root / rel

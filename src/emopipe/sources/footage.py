@@ -1,10 +1,10 @@
 """Raw footage: any folder tree of videos, with optional annotations.
 
-- Media: .mp4 .avi .mkv .mov .webm anywhere under the root (hidden files skipped), walked safely
-  (emopipe.sources.files): a symlink that leaves the root is refused (quarantine `unsafe_path`); one that stays
-  inside is read once, through its target. A name that is not printable UTF-8 is `bad_name`; two names that are
-  equal once Unicode-normalised (NFC) and case-folded are one id (`duplicate_id` for the second, unless the bytes
-  are the same: then it is a duplicate path).
+- Media: .mp4 .avi .mkv .mov .webm anywhere under the root (hidden files skipped; one named like media is a
+  hidden_file row), walked safely (emopipe.sources.files): a symlink that leaves the root is refused (quarantine
+  `unsafe_path`); one that stays inside is read once, through its target. A name that is not printable UTF-8 is
+  `bad_name`; two names that are equal once Unicode-normalised (NFC) and case-folded are one id (`duplicate_id` for
+  the second, unless the bytes are the same: then it is a duplicate path).
 - Annotations (LAION Open Empathic style), either a sidecar `<clip stem>.json` beside the clip, or one
   `annotations.csv` / `annotations.parquet` per folder with a `path` (or `file`) column relative to that folder.
   Fields: transcription, language, age (or age_group / age_bin), gender, accent, arousal (0..10), valence,
