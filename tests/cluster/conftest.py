@@ -167,7 +167,7 @@ def ingested(tiny_corpus, tmp_path) -> pathlib.Path:
     """The tiny corpus ingested (not probed: its truncated file reaches extraction and becomes an error row)."""
     from emopipe.pipelines import ingest
 
-    return ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1")
+    return ingest.run("ravdess", tiny_corpus, tmp_path / "ingest", "r1").path
 
 
 @pytest.fixture(scope="session")
