@@ -65,6 +65,13 @@ KNOWN = {
 PATH_KEYS = ("path", "file")
 
 
+def _decode(data: bytes) -> str:
+    """An annotation file's text: UTF-16 when it starts with that byte-order mark (Excel's "Unicode text" export),
+    else UTF-8 with or without its mark; raises UnicodeDecodeError."""
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    return data.decode("utf-16" if utf16 else "utf-8-sig")
+
+
 def _read_json(data: bytes) -> dict[str, Any]:
     """A sidecar object; raises InvalidInput(unreadable_annotation) for anything else (see `_reject`)."""
 
@@ -77,9 +84,7 @@ def _read_json(data: bytes) -> dict[str, Any]:
         return out
 
     try:
-        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # a UTF-16 export with its byte-order mark, as CSVs
-        data_text = data.decode("utf-16" if utf16 else "utf-8-sig")
-        value = json.loads(data_text, object_pairs_hook=pairs)
+        value = json.loads(_decode(data), object_pairs_hook=pairs)
     except RecursionError:
         raise InvalidInput("unreadable_annotation", "nested too deeply to read") from None
     except (UnicodeDecodeError, ValueError) as err:
@@ -107,8 +112,7 @@ def _reject_surrogates(value: Any) -> None:
 def _csv_rows(data: bytes, rel: str) -> Iterator[tuple[int, dict[str, Any] | InvalidInput]]:
     """(line, row) of a folder annotations.csv; a row that does not fit the header is an InvalidInput."""
     try:
-        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # Excel's "Unicode text" export
-        text = data.decode("utf-16" if utf16 else "utf-8-sig")
+        text = _decode(data)
     except UnicodeDecodeError as err:
         raise InvalidInput("unreadable_annotation", f"not UTF-8 text (byte {err.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
