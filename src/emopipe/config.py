@@ -332,7 +332,8 @@ class ExtractConfig(_Section):
             0 only on the first frame and where following fails.
         track_min_score: mtcnn: a followed face scoring below this (ONet score, 0.9..1) is looked for again with the
             whole cascade on its frame.
-        decoder: decord, pyav or torchcodec (needs FFmpeg's shared libraries; see emopipe.stages.frames).
+        decoder: pyav (default), decord or torchcodec (torchcodec needs FFmpeg's shared libraries; see
+            emopipe.stages.frames).
         torch_threads: intra-op threads of the face detector per actor (one actor per core wants 1).
         audio: extract 16 kHz audio, log-mel and eGeMAPS.
         max_audio_s: the audio kept per clip, in seconds: PCM, log-mel and eGeMAPS cover the first `max_audio_s`
@@ -357,7 +358,7 @@ class ExtractConfig(_Section):
     min_face_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
     redetect_every: Annotated[int, Field(ge=0)] = 0
     track_min_score: Annotated[float, Field(ge=0.9, le=1)] = 0.95
-    decoder: Literal["decord", "pyav", "torchcodec"] = "decord"
+    decoder: Literal["decord", "pyav", "torchcodec"] = "pyav"
     torch_threads: Count = 1
     audio: bool = True
     max_audio_s: Annotated[float, Field(gt=0, le=3600)] = 60.0

@@ -175,3 +175,24 @@ def test_a_frame_size_decord_cannot_decode_is_read_with_pyav(tmp_path):
     want = frames.read_frames(path, 4, 224, decoder="pyav")
     assert got.frames.shape == want.frames.shape == (4, 64, 16, 3)
     assert got.indices == want.indices and np.array_equal(got.frames, want.frames)
+
+
+def test_pyav_skips_frames_no_sampled_frame_needs_and_reads_the_same_pixels(tmp_path):
+    """The default decoder drops the packets of non-reference B-frames that are not sampled (skip_frame): on H.264
+    with B-frames the sampled frames must come out bit-identical to decoding every frame."""
+    import av
+    from av.video.frame import PictureType
+    from tests.corpora import face_frames
+
+    path = tmp_path / "bframes.mp4"
+    write_mp4(path, face_frames(60, size=(320, 240)), 15, None)  # x264 veryfast: B-frames, some not referenced
+    with av.open(str(path)) as container:
+        every = [(PictureType(f.pict_type), f) for f in container.decode(video=0)]
+        assert sum(kind == PictureType.B for kind, _ in every) >= 20  # the file has B-frames to skip
+        got = frames.read_frames(path, 8, 112, decoder="pyav")
+        want = [
+            every[i][1].reformat(width=150, height=112, format="rgb24", interpolation="BILINEAR") for i in got.indices
+        ]
+    assert got.indices == frames.sample_indices(60, 8)
+    assert np.array_equal(got.frames, np.stack([f.to_ndarray() for f in want]))
+    assert got.times_s == [float(every[i][1].time) for i in got.indices]

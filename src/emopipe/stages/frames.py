@@ -3,16 +3,20 @@
 `extract_features.decoder` picks the decoder; all three give the same frame indices (counted from the file's
 packets, not its header) and the same pixels within a small tolerance (tests/stages/test_frames.py, and the benchmark
 compares them side by side):
-- decord (default): `VideoReader(width=…, height=…)` scales inside FFmpeg's filter graph, so full-size frames are
+- decord: `VideoReader(width=…, height=…)` scales inside FFmpeg's filter graph, so full-size frames are
   never converted to RGB; only the sampled indices are fetched (`get_batch`). A file decord fails on is read again
   with PyAV before it counts as `decode_failed` (decord mis-handles some frame sizes FFmpeg decodes).
-- pyav: counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
-  swscale) only the sampled frames, and stops after the last one.
+- pyav (default): counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
+  swscale) only the sampled frames, and stops after the last one. A frame that is not sampled and that no later
+  frame is predicted from (H.264's non-reference B-frames) is not decoded at all (`skip_frame`), so on long-GOP
+  H.264 with B-frames PyAV is the fastest of the three (benchmarks/README.md). PyAV is maintained (decord has had
+  no release since 2021) and is the default.
 - torchcodec (what Hugging Face `datasets` decodes video with): `VideoDecoder` with its `Resize` transform (bilinear
   with anti-aliasing, inside FFmpeg) and `get_frames_at`. It needs FFmpeg's shared libraries on the machine (FFmpeg
   4-7, e.g. Debian's libavcodec59 and friends) and the CPU wheel torchcodec 0.13 (later releases on PyPI are CUDA
   builds); `check_decoder` names what is missing in one line.
-For long-GOP H.264 every frame has to be decoded whichever decoder runs, which is the floor (benchmarks/README.md).
+For long-GOP H.264 every reference frame has to be decoded whichever decoder runs, which is the floor
+(benchmarks/README.md).
 A folder of frame images (DFEW's clip_224x224) is sampled the same way by reading only the chosen files.
 """
 
@@ -137,7 +141,7 @@ def read_video(
     n: int,
     short_side: int,
     size_hint: tuple[int, int] | None = None,
-    decoder: str = "decord",
+    decoder: str = "pyav",
 ) -> SampledFrames:
     """Sample `n` frames of a video file, resized at decode to `short_side` (aspect kept).
 
@@ -228,7 +232,8 @@ def _read_pyav(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int
             listed = stream.frames  # the header's count (0 when the container has none)
             w, h = size_hint or (stream.codec_context.width, stream.codec_context.height)
             # the frame count from the packets themselves (what decord indexes), without decoding them
-            total = sum(1 for packet in container.demux(stream) if packet.size)
+            stamps = [packet.pts for packet in container.demux(stream) if packet.size]
+        total = len(stamps)
         if total < 1 or not w or not h:
             raise FrameError("no_video_stream", "the decoder found no video frames")
         if _truncated(total, listed):
@@ -238,22 +243,71 @@ def _read_pyav(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int
         wanted: dict[int, int] = {}  # frame index -> how many times it is sampled (short clips repeat frames)
         for i in indices:
             wanted[i] = wanted.get(i, 0) + 1
-        frames, times = [], []
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_count = 1  # one decoding thread per actor, as decord's num_threads=1
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted:
-                    rgb = frame.reformat(width=tw, height=th, format="rgb24", interpolation="BILINEAR").to_ndarray()
-                    frames += [rgb] * wanted[i]
-                    times += [float(frame.time or 0.0)] * wanted[i]
-                if i >= indices[-1]:
-                    break
+            got = None
+            if None not in stamps and len(set(stamps)) == total:
+                got = _decode_skipping(container, stream, sorted(stamps), wanted, (tw, th))
+        if got is None:  # no distinct timestamps: every frame is decoded and counted in display order
+            from av.video.reformatter import VideoReformatter
+
+            got, scaler = {}, VideoReformatter()
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_count = 1
+                for i, frame in enumerate(container.decode(stream)):
+                    if i in wanted:
+                        got[i] = _rgb(frame, tw, th, scaler)
+                    if i >= indices[-1]:
+                        break
     except (av.error.FFmpegError, OSError) as err:
         raise _decode_error(err) from err
-    if len(frames) != n:
-        raise FrameError("decode_failed", f"decoded {len(frames)} of the {n} sampled frames")
+    if len(got) != len(wanted):
+        raise FrameError("decode_failed", f"decoded {sum(wanted[i] for i in got)} of the {n} sampled frames")
+    frames = [got[i][0] for i in indices]
+    times = [got[i][1] for i in indices]
     return SampledFrames(indices, times, np.stack(frames), total)
+
+
+def _rgb(frame: Any, width: int, height: int, scaler: Any) -> tuple[np.ndarray, float]:
+    """The frame as RGB at (width, height), by `scaler` (one VideoReformatter per file: it keeps FFmpeg's scaling
+    context between frames, where `frame.reformat` builds a new one for every frame, half the time at 360p)."""
+    rgb = scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return rgb, float(frame.time or 0.0)
+
+
+def _decode_skipping(
+    container: Any, stream: Any, order: list[int], wanted: dict[int, int], size: tuple[int, int]
+) -> dict[int, tuple[np.ndarray, float]] | None:
+    """Decode the sampled frames (display index -> RGB and time), skipping what no sampled frame needs; None when
+    a decoded frame's timestamp is not one of the packets' (the caller then decodes every frame instead).
+
+    A frame is identified by its timestamp's rank among the packets' (`order`, sorted): its display index. The
+    packet of a frame that is not sampled is sent with `skip_frame = NONREF`, so FFmpeg drops it unless later
+    frames are predicted from it: in long-GOP H.264 with B-frames (x264's default, RAVDESS-style clips) that skips
+    a third of the decoding and leaves every sampled frame bit-identical. Decoding stops after the last sampled
+    frame.
+    """
+    from av.video.reformatter import VideoReformatter
+
+    scaler = VideoReformatter()
+    index = {pts: i for i, pts in enumerate(order)}
+    targets = {order[i] for i in wanted}
+    ctx = stream.codec_context
+    got: dict[int, tuple[np.ndarray, float]] = {}
+    for packet in container.demux(stream):
+        if packet.size:
+            ctx.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
+        for frame in ctx.decode(packet):  # the empty packet at the end flushes the decoder
+            i = index.get(frame.pts)
+            if i is None:
+                return None
+            if i in wanted and i not in got:
+                got[i] = _rgb(frame, *size, scaler)
+        if len(got) == len(wanted):
+            break
+    return got
 
 
 def _read_torchcodec(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int, int] | None) -> SampledFrames:
@@ -294,7 +348,7 @@ def read_frames(
     n: int,
     short_side: int,
     size_hint: tuple[int, int] | None = None,
-    decoder: str = "decord",
+    decoder: str = "pyav",
 ) -> SampledFrames:
     """Sampled frames of a video file (read by `decoder`) or a frame folder."""
     if path.is_dir():
