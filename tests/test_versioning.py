@@ -97,10 +97,22 @@ def test_failed_gate_publishes_nothing(tiny_corpus, tmp_path):
     assert not pathlib.Path(params.publish.remote).exists() or not any(pathlib.Path(params.publish.remote).iterdir())
 
 
-def test_data_changed_after_validation_is_refused(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("how", ["new file", "same file edited in place"])
+def test_data_changed_after_validation_is_refused(tiny_corpus, tmp_path, how):
+    """Publishing trusts the gate's digest only for the very files it read; any other change is hashed again."""
+    import pyarrow.parquet as pq
+
+    from emopipe.dataset import Dataset
+
     params = load_params(write_params(tmp_path / "cfg"))
     _, folder = _validated(tiny_corpus, tmp_path / "run1", params)
-    rewrite_table(folder, "clips", lambda t: t.slice(1))
+    if how == "new file":
+        rewrite_table(folder, "clips", lambda t: t.slice(1))
+    else:  # the shard keeps its name (which is its content hash when written), its rows change
+        (shard,) = Dataset(folder).files("clips")
+        table = pq.read_table(shard)
+        shard.unlink()  # a hard link of the probed folder's file: replace it, as an editor saving a copy does
+        pq.write_table(table.slice(1), shard)
     with pytest.raises(versioning.PublishRefused, match="changed after validation"):
         versioning.publish(params, folder, "run-1")
 

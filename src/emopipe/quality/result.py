@@ -15,6 +15,8 @@ class GateResult:
     Args:
         success: no blocking failure.
         dataset_digest: the content hash of the dataset that was validated (publish refuses another one).
+        files_fingerprint: which files held its tables, untouched (`Dataset.files_fingerprint`): publishing a folder
+            with the same fingerprint trusts `dataset_digest` instead of reading every row again.
         blocking_failures: one sentence per failed blocking expectation (emopipe.quality.words).
         warnings: one sentence per failed warning expectation.
         suites: per suite, whether it passed and how many expectations it evaluated and failed.
@@ -25,6 +27,7 @@ class GateResult:
 
     success: bool
     dataset_digest: str
+    files_fingerprint: str | None = None
     blocking_failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)

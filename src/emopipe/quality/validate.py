@@ -98,6 +98,33 @@ def _gx_context(project_dir: pathlib.Path) -> Any:
     return ctx
 
 
+SUITE_PAGES = "emopipe-suite-pages.json"  # in the Data Docs site: suite name -> digest of the suite its page shows
+
+
+def _suite_digest(suite: Any) -> str:
+    import hashlib
+    import json
+
+    def plain(value: Any) -> Any:  # without the ids GX gives the suite and its expectations on every run
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != "id"}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    return hashlib.sha256(json.dumps(plain(suite.to_json_dict()), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _suite_pages(site: pathlib.Path) -> dict[str, str]:
+    try:
+        drawn = io.read_json(site / SUITE_PAGES)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in drawn.items()} if isinstance(drawn, dict) else {}
+
+
+def _suite_page(site: pathlib.Path, suite_name: str) -> pathlib.Path:
+    return site / "expectations" / f"{suite_name.replace('.', '/')}.html"
+
+
 def validate_tables(
     tables: dict[str, pa.Table], params: Params, run_name: str, notes: dict[str, list[str]] | None = None
 ) -> GateResult:
@@ -118,6 +145,8 @@ def validate_tables(
     result = GateResult(success=True, dataset_digest="")
     docs: list[Any] = []
     run = gx.RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+    site = params.work_dir / "gx" / DOCS_SITE
+    drawn = _suite_pages(site)
     for table, data in tables.items():
         spec = suites.load_spec(table)
         schema = schemas.load_schema(table)
@@ -125,14 +154,15 @@ def validate_tables(
         id_columns = [c for c in spec.id_columns if c in data.column_names]
         result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": id_columns}
         frame = data.to_pandas(types_mapper=pd.ArrowDtype)
+        # The suites are stored (Data Docs render them); they run on one Validator of the table's frame directly:
+        # GX's checkpoints and validation definitions would re-check every stored object for freshness on each run
+        # (a sixth of the gate's time) for nothing the gate uses, and one Validator for both levels computes the
+        # metrics they share (columns, types) once.
+        validator = Validator(
+            batch_definition=batch_def, batch_parameters={"dataframe": frame}, result_format=result_format
+        )
         for level in suites.LEVELS:
-            # The suite is stored (Data Docs render it); it runs on a Validator of the table's frame directly:
-            # GX's checkpoints and validation definitions would re-check every stored object for freshness on
-            # each run (a sixth of the gate's time) for nothing the gate uses.
             suite = ctx.suites.add(suites.build_suite(table, level, schema, params.validate, (notes or {}).get(table)))
-            validator = Validator(
-                batch_definition=batch_def, batch_parameters={"dataframe": frame}, result_format=result_format
-            )
             vres = validator.validate_expectation_suite(suite)
             vres.meta.update(run_id=run, validation_time=run.run_time)
             records = page.records_from_validation(vres)
@@ -154,9 +184,14 @@ def validate_tables(
                 expectation_suite_identifier=suite_id, run_id=run, batch_identifier=validator.active_batch_id
             )
             ctx.validation_results_store.set(key, page.escape_for_data_docs(vres))
-            docs += [key, suite_id]
+            docs.append(key)
+            digest = _suite_digest(suite)
+            if drawn.get(suite.name) != digest or not _suite_page(site, suite.name).is_file():
+                docs.append(suite_id)  # a suite page already built from the same suite is kept as it is
+                drawn[suite.name] = digest
     if docs:
         ctx.build_data_docs(resource_identifiers=docs)
+        io.write_json(site / SUITE_PAGES, drawn)
     result.success = not result.blocking_failures
     sites = ctx.get_docs_sites_urls()
     result.data_docs = sites[0]["site_url"] if sites else None
@@ -199,7 +234,7 @@ def run(params: Params, in_dir: pathlib.Path | Dataset, out_dir: pathlib.Path, r
         result.blocking_failures[:0] = errors
         result.success = False
     if clips is not None:
-        result.dataset_digest = ds.digest
+        result.dataset_digest, result.files_fingerprint = ds.digest, ds.files_fingerprint
     stages = {**ds.stages, "validate": {"success": result.success}}
     with DatasetWriter(out_dir, corpora=ds.corpora, synthetic=ds.synthetic, stages=stages) as writer:
         writer.pass_through(ds)
