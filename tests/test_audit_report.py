@@ -9,6 +9,7 @@ import pathlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from emopipe import audit_report, demo, io, schemas
@@ -522,3 +523,25 @@ def test_report_in_a_real_headless_browser(report, tmp_path):
     assert all(f">{h}</h" in dom.stdout for h in HEADINGS)
     shown = browser.visible_text(exe, report["html"], tmp_path)
     assert HOSTILE in shown  # the hostile value is on screen, as text
+
+
+def test_a_render_into_the_folder_of_an_earlier_one_draws_only_what_changed(tmp_path, monkeypatch):
+    """Publishing renders the gate's report again with the version's name: figures drawn from the same values are
+    taken from the folder, the report's images are the same, and a figure whose values changed is drawn again."""
+    folder = _folder(tmp_path)
+    out = folder / "reports"
+    first = audit_report.render_folder(folder, out)
+    before = {p.name: p.read_bytes() for p in first["plots"].glob("*.png")}
+    drawn: list[object] = []
+    real_png = audit_report._png
+    monkeypatch.setattr(audit_report, "_png", lambda fig: drawn.append(fig) or real_png(fig))
+    again = audit_report.render_folder(folder, out, version="v1")
+    assert drawn == [] and "v1" in again["html"].read_text(encoding="utf-8")
+    assert {p.name: p.read_bytes() for p in again["plots"].glob("*.png")} == before
+    assert _images(again["html"].read_text(encoding="utf-8")) == _images(first["html"].read_text(encoding="utf-8"))
+    rewrite = pq.read_table(out / "class_balance.parquet").to_pylist()
+    rewrite[0]["count"] += 1  # one bar of one corpus changes
+    schema = schemas.load_schema("class_balance")
+    io.write_table(schemas.from_rows(rewrite, schema), out / "class_balance.parquet", schema)
+    audit_report.render_folder(folder, out, version="v1")
+    assert len(drawn) == 1

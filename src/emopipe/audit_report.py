@@ -20,13 +20,16 @@ Every input is optional: a section whose input is missing says so instead of fai
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
+import json
 import math
 import os
 import pathlib
 import re
 import textwrap
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -247,6 +250,8 @@ class _View:
     confusion: list[pathlib.Path]
     thresholds: ValidateConfig
     plots: list[tuple[str, bytes]] = field(default_factory=list)
+    drawn: dict[str, bytes] = field(default_factory=dict)  # figure key -> PNG of a render already in the folder
+    keys: dict[str, str] = field(default_factory=dict)  # plot name -> the key of the figure drawn for it
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -519,6 +524,36 @@ def _png(fig: Any) -> bytes:
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     return buf.getvalue()
+
+
+FIGURES_INDEX = "figures.json"  # in plots/: each PNG's figure key, so a render into the same folder reuses it
+
+
+def _figure_key(build: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    import matplotlib
+
+    spec = repr((build.__name__, args, sorted(kwargs.items()), matplotlib.__version__))
+    return hashlib.sha256(spec.encode()).hexdigest()[:32]
+
+
+def _plot_png(view: _View, name: str, build: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+    """The PNG of `build(*args, **kwargs)` for the plot `name`: drawn, or taken from the folder's previous render
+    when that drew the same figure from the same values (publishing renders the gate's report again with the
+    version's name: its figures are the gate's)."""
+    key = _figure_key(build, args, kwargs)
+    view.keys[name] = key
+    if key not in view.drawn:
+        view.drawn[key] = _png(build(*args, **kwargs))
+    return view.drawn[key]
+
+
+def _drawn_before(plots: pathlib.Path) -> dict[str, bytes]:
+    """Figure key -> PNG bytes of the plots an earlier render left in `plots` (nothing when there is no index)."""
+    try:
+        index = json.loads((plots / FIGURES_INDEX).read_text(encoding="utf-8"))
+        return {key: (plots / file).read_bytes() for file, key in index.items() if "/" not in file}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _plot(view: _View, name: str, data: bytes, alt: str, caption: str, *, keep: bool = True) -> _Plot:
@@ -835,7 +870,8 @@ def _classes_section(view: _View) -> dict[str, Any]:
             f"Clips per class in {corpus}, {sum(r['count'] for r in rows)} labelled in all; orange bars are "
             f"classes below {100 * warn:.0f}% of them, a class with no clips is a line on the axis."
         )
-        plot = _plot(view, f"class_distribution/{corpus}", _png(class_bar_figure(corpus, rows, warn)), alt, caption)
+        name = f"class_distribution/{corpus}"
+        plot = _plot(view, name, _plot_png(view, name, class_bar_figure, corpus, rows, warn), alt, caption)
         folds = _fold_counts(view.corpus_clips(corpus))
         table = None
         if folds:
@@ -917,15 +953,11 @@ def _class_share_section(view: _View) -> dict[str, Any]:
                 f"Share of each class among the human-labelled clips of each {attribute} group in {corpus}; a class "
                 "a group has no clips of is a line on the axis." + _estimated_words(n_est, n_known, attribute)
             )
-            fig = grouped_bar_figure(
-                classes, series, f"{corpus}: class share by {attribute}{mark}", "share of the group's clips", ymax=None
-            )
-            plots.append(
-                {
-                    "heading": f"{corpus}: {attribute}{mark}",
-                    "plot": _plot(view, f"class_share/{corpus}/{attribute}", _png(fig), alt, caption),
-                }
-            )
+            name = f"class_share/{corpus}/{attribute}"
+            title = f"{corpus}: class share by {attribute}{mark}"
+            ylabel = "share of the group's clips"
+            png = _plot_png(view, name, grouped_bar_figure, classes, series, title, ylabel, ymax=None)
+            plots.append({"heading": f"{corpus}: {attribute}{mark}", "plot": _plot(view, name, png, alt, caption)})
     dep = view.tables.get("label_dependence")
     th = view.thresholds
     table = None
@@ -974,12 +1006,10 @@ def _parity_section(view: _View) -> dict[str, Any]:
                 "see the instrument audit."
             )
         title = f"{labeler} on {corpus}: per-{attribute}{mark} rates (recall ratio {_fmt(r.get('recall_ratio'))})"
-        fig = grouped_bar_figure(groups, series, title, "rate")
+        name = f"parity/{corpus}/{labeler}/{attribute}"
+        png = _plot_png(view, name, grouped_bar_figure, groups, series, title, "rate")
         plots.append(
-            {
-                "heading": f"{labeler} | {corpus} | {attribute}{mark}",
-                "plot": _plot(view, f"parity/{corpus}/{labeler}/{attribute}", _png(fig), alt, caption),
-            }
+            {"heading": f"{labeler} | {corpus} | {attribute}{mark}", "plot": _plot(view, name, png, alt, caption)}
         )
     table = _columns_table(PARITY_COLUMNS, parity, ["flag" if _parity_flags(r, th) else None for r in parity])
     note = (
@@ -1030,8 +1060,10 @@ def _instrument_section(view: _View) -> dict[str, Any]:
             f"{v['threshold']}. Above {_fmt(th.max_estimator_group_error.blocking, 'share')} for one group keeps its "
             f"estimates out of the bias tables. Verdict: {v['verdict']}."
         )
-        fig = grouped_bar_figure(names, series, title, "rate")
-        plots.append(_plot(view, f"instrument/{v['estimator']}", _png(fig), alt, caption))
+        name = f"instrument/{v['estimator']}"
+        plots.append(
+            _plot(view, name, _plot_png(view, name, grouped_bar_figure, names, series, title, "rate"), alt, caption)
+        )
     table = _columns_table(INSTRUMENT_COLUMNS, rows, ["flag" if r["passed"] is False else None for r in rows])
     cov = view.tables.get("attribute_coverage") or []
     coverage = _columns_table(COVERAGE_COLUMNS, cov, [None] * len(cov)) if cov else None
@@ -1301,6 +1333,7 @@ def render(inputs: ReportInputs, out_dir: pathlib.Path, title: str = "emopipe bi
     """
     out_dir = pathlib.Path(out_dir)
     view = _view(inputs)
+    view.drawn = _drawn_before(out_dir / PLOTS_DIR)
     gaps = findings(view)
     out_dir.mkdir(parents=True, exist_ok=True)
     href = None
@@ -1315,8 +1348,13 @@ def render(inputs: ReportInputs, out_dir: pathlib.Path, title: str = "emopipe bi
     if view.plots:
         plots = out_dir / PLOTS_DIR
         plots.mkdir(exist_ok=True)
+        index = {}
         for name, data in view.plots:
-            (plots / f"{_slug(name.replace('/', '__'))}.png").write_bytes(data)
+            file = f"{_slug(name.replace('/', '__'))}.png"
+            (plots / file).write_bytes(data)
+            if name in view.keys:
+                index[file] = view.keys[name]
+        (plots / FIGURES_INDEX).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         out["plots"] = plots
     return out
 
