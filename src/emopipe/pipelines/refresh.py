@@ -118,20 +118,25 @@ def ingest(params_file: str | None, run_id: str, forget_subjects: list[str] | tu
 
 
 def media_snapshot(sources: list[SourceConfig]) -> dict[str, list[int]]:
-    """`<corpus>/<relative path>` -> [size, mtime_ns] of every file under the corpus roots (a stat, no reads)."""
+    """`<corpus>/<relative path>` -> [size, mtime_ns] of every file under the corpus roots (a stat, no reads).
+
+    Plain `os` calls on strings: for the ~10^4-10^5 files of a corpus, pathlib objects per file cost more than the
+    stat itself.
+    """
     snap: dict[str, list[int]] = {}
     for src in sources:
-        root = pathlib.Path(src.root)
+        root = os.fspath(src.root)
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel_dir = os.path.relpath(dirpath, root)
+            prefix = f"{src.corpus}/" if rel_dir == os.curdir else f"{src.corpus}/{rel_dir.replace(os.sep, '/')}/"
             for name in filenames:
                 if name.startswith("."):
                     continue
-                path = pathlib.Path(dirpath) / name
                 with contextlib.suppress(OSError):  # vanished between listing and stat: it is not there
-                    st = path.stat()
-                    rel = os.fsdecode(path.relative_to(root).as_posix()).encode("utf-8", "backslashreplace")
-                    snap[f"{src.corpus}/{rel.decode()}"] = [st.st_size, st.st_mtime_ns]
+                    st = os.stat(os.path.join(dirpath, name))
+                    key = f"{prefix}{name}".encode("utf-8", "backslashreplace").decode()
+                    snap[key] = [st.st_size, st.st_mtime_ns]
     return snap
 
 

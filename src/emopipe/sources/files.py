@@ -61,12 +61,25 @@ class Entry:
 
     @property
     def stem(self) -> str:
-        return pathlib.PurePosixPath(self.name).stem
+        """The name without its extension (pathlib's `stem`)."""
+        name = self.name
+        dot = _extension_dot(name)
+        return name[:dot] if dot else name
 
     @property
     def suffix(self) -> str:
-        """Lower-cased extension with its dot, '' without one."""
-        return pathlib.PurePosixPath(self.name).suffix.lower()
+        """Lower-cased extension with its dot, '' without one (pathlib's `suffix`, without building a path: a scan
+        asks this of every file several times)."""
+        name = self.name
+        dot = _extension_dot(name)
+        return name[dot:].lower() if dot else ""
+
+
+def _extension_dot(name: str) -> int:
+    """Where a file name's extension starts (its last dot), 0 when it has none: as pathlib, a leading dot (a hidden
+    file's) and a trailing one start no extension."""
+    dot = name.rfind(".")
+    return dot if 0 < dot < len(name) - 1 else 0
 
 
 @dataclass
