@@ -298,3 +298,30 @@ def test_connection_env_maps_the_amazon_provider_fields(no_aws_env, monkeypatch)
     assert env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t" and "AWS_PROFILE" not in env  # the connection wins
     assert "AWS_SECRET_ACCESS_KEY" not in versioning._env()  # and only inside the block
     assert "AWS_SECRET_ACCESS_KEY" not in os.environ  # never set in our own process's environment
+
+
+def test_the_remote_settings_are_read_as_dvc_reads_them(tmp_path):
+    """publish reads .dvc/config itself (no dvc process); it must see what `dvc config --list` sees."""
+    from emopipe import remotes
+
+    options = {"endpointurl": "http://127.0.0.1:9", "region": REGION, "use_ssl": False}
+    repo = versioning.ensure_data_repo(
+        PublishConfig(data_repo=tmp_path / "repo", remote="s3://bucket/p", remote_options=options)
+    )
+
+    def no_dvc(*args):
+        raise AssertionError(f"dvc was run: {args}")
+
+    read = remotes.current_settings(repo, no_dvc)
+    listed: dict[str, str] = {}
+    for line in versioning.dvc(repo, "config", "--project", "--list").splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("remote.default."):
+            listed[key.removeprefix("remote.default.")] = value
+    assert read == (listed, "default")
+    assert read[0] == {
+        "url": "s3://bucket/p",
+        "endpointurl": "http://127.0.0.1:9",
+        "region": REGION,
+        "use_ssl": "false",
+    }
