@@ -51,7 +51,9 @@ def test_new_clips_add_new_shards_and_only_those_are_pushed(corpus, tmp_path):
     root, held = corpus
     params_file = write_params(
         tmp_path / "cfg", ingest={"root": str(root)}, ray={"executor": "in-process"}, extract_features=SMALL,
-        validate={"min_clips": 5},
+        # what is stored and pushed is checked here, not bias: on 16 clips of one face photograph the FER model's
+        # recall per gender group turns on a single prediction (a decoder's rounding moved one)
+        validate={"min_clips": 5, "min_recall_ratio": {"blocking": 0.0, "warning": 0.8}},
     )  # fmt: skip
     params = load_params(params_file)
     repo, remote = params.publish.data_repo, pathlib.Path(params.publish.remote)
