@@ -132,7 +132,8 @@ def validate_tables(
 
     `notes` (table -> Markdown lines) are attached to that table's suites and shown in Data Docs.
     """
-    ctx = _gx_context(params.work_dir / "gx")  # first: it quiets GX's logging before GX is imported
+    project = params.work_dir / "gx"
+    ctx = _gx_context(project)  # first: it quiets GX's logging before GX is imported
     import great_expectations as gx
     import pandas as pd
     from great_expectations.data_context.types.resource_identifiers import (
@@ -145,7 +146,7 @@ def validate_tables(
     result = GateResult(success=True, dataset_digest="")
     docs: list[Any] = []
     run = gx.RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
-    site = params.work_dir / "gx" / DOCS_SITE
+    site = project / DOCS_SITE  # the folder _gx_context's one Data Docs site builds into
     drawn = _suite_pages(site)
     for table, data in tables.items():
         spec = suites.load_spec(table)

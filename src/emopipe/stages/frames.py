@@ -9,8 +9,8 @@ compares them side by side):
 - pyav (default): counts the packets, then decodes once from the start, converting (and resizing, bilinear as decord's
   swscale) only the sampled frames, and stops after the last one. A frame that is not sampled and that no later
   frame is predicted from (H.264's non-reference B-frames) is not decoded at all (`skip_frame`), so on long-GOP
-  H.264 with B-frames PyAV is the fastest of the three (benchmarks/README.md). PyAV is maintained (decord has had
-  no release since 2021) and is the default.
+  H.264 with B-frames PyAV is the fastest of the three (benchmarks/README.md); it is also maintained, where decord
+  has had no release since 2021.
 - torchcodec (what Hugging Face `datasets` decodes video with): `VideoDecoder` with its `Resize` transform (bilinear
   with anti-aliasing, inside FFmpeg) and `get_frames_at`. It needs FFmpeg's shared libraries on the machine (FFmpeg
   4-7, e.g. Debian's libavcodec59 and friends) and the CPU wheel torchcodec 0.13 (later releases on PyPI are CUDA
@@ -243,24 +243,11 @@ def _read_pyav(path: pathlib.Path, n: int, short_side: int, size_hint: tuple[int
         wanted: dict[int, int] = {}  # frame index -> how many times it is sampled (short clips repeat frames)
         for i in indices:
             wanted[i] = wanted.get(i, 0) + 1
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_count = 1  # one decoding thread per actor, as decord's num_threads=1
-            got = None
-            if None not in stamps and len(set(stamps)) == total:
-                got = _decode_skipping(container, stream, sorted(stamps), wanted, (tw, th))
+        got = None
+        if None not in stamps and len(set(stamps)) == total:
+            got = _decode(path, wanted, (tw, th), order=sorted(stamps))
         if got is None:  # no distinct timestamps: every frame is decoded and counted in display order
-            from av.video.reformatter import VideoReformatter
-
-            got, scaler = {}, VideoReformatter()
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_count = 1
-                for i, frame in enumerate(container.decode(stream)):
-                    if i in wanted:
-                        got[i] = _rgb(frame, tw, th, scaler)
-                    if i >= indices[-1]:
-                        break
+            got = _decode(path, wanted, (tw, th))
     except (av.error.FFmpegError, OSError) as err:
         raise _decode_error(err) from err
     if len(got) != len(wanted):
@@ -277,36 +264,41 @@ def _rgb(frame: Any, width: int, height: int, scaler: Any) -> tuple[np.ndarray, 
     return rgb, float(frame.time or 0.0)
 
 
-def _decode_skipping(
-    container: Any, stream: Any, order: list[int], wanted: dict[int, int], size: tuple[int, int]
+def _decode(
+    path: pathlib.Path, wanted: dict[int, int], size: tuple[int, int], order: list[int] | None = None
 ) -> dict[int, tuple[np.ndarray, float]] | None:
-    """Decode the sampled frames (display index -> RGB and time), skipping what no sampled frame needs; None when
-    a decoded frame's timestamp is not one of the packets' (the caller then decodes every frame instead).
+    """Decode the sampled frames of a file (display index -> RGB and time) in one pass that stops after the last.
 
-    A frame is identified by its timestamp's rank among the packets' (`order`, sorted): its display index. The
-    packet of a frame that is not sampled is sent with `skip_frame = NONREF`, so FFmpeg drops it unless later
-    frames are predicted from it: in long-GOP H.264 with B-frames (x264's default, RAVDESS-style clips) that skips
-    a third of the decoding and leaves every sampled frame bit-identical. Decoding stops after the last sampled
-    frame.
+    With `order` (the packets' timestamps, sorted), a frame is identified by its timestamp's rank, its display
+    index, and the packet of a frame that is not sampled is sent with `skip_frame = NONREF`, so FFmpeg drops it
+    unless later frames are predicted from it: in long-GOP H.264 with B-frames (x264's default, RAVDESS-style
+    clips) that skips a third of the decoding and leaves every sampled frame bit-identical. Returns None when a
+    decoded frame's timestamp is not one of the packets' (the caller then decodes without `order`). Without
+    `order`, every frame is decoded and counted in display order.
     """
+    import av
     from av.video.reformatter import VideoReformatter
 
     scaler = VideoReformatter()
-    index = {pts: i for i, pts in enumerate(order)}
-    targets = {order[i] for i in wanted}
-    ctx = stream.codec_context
+    index = {pts: i for i, pts in enumerate(order)} if order is not None else None
+    targets = {order[i] for i in wanted} if order is not None else set()
     got: dict[int, tuple[np.ndarray, float]] = {}
-    for packet in container.demux(stream):
-        if packet.size:
-            ctx.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
-        for frame in ctx.decode(packet):  # the empty packet at the end flushes the decoder
-            i = index.get(frame.pts)
-            if i is None:
-                return None
-            if i in wanted and i not in got:
-                got[i] = _rgb(frame, *size, scaler)
-        if len(got) == len(wanted):
-            break
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1  # one decoding thread per actor, as decord's num_threads=1
+        ctx, shown = stream.codec_context, 0
+        for packet in container.demux(stream):
+            if index is not None and packet.size:
+                ctx.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
+            for frame in ctx.decode(packet):  # the empty packet at the end flushes the decoder
+                if index is None:
+                    i, shown = shown, shown + 1
+                elif (i := index.get(frame.pts)) is None:
+                    return None
+                if i in wanted and i not in got:
+                    got[i] = _rgb(frame, *size, scaler)
+            if len(got) == len(wanted):
+                break
     return got
 
 
